@@ -1,0 +1,97 @@
+"""Evaluation protocols: which users are ranked in which domain, against which truth, with what masked.
+
+- ``<target>/cold_start``: cold-start users of the target domain; truth = all their target
+  interactions; masked = their target training positives (none, by construction).
+- ``<domain>/warm``: users with held-out pairs in a domain; truth = their validation (or test) pairs;
+  masked = their training pairs, plus their validation pairs at test time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from graphmig.data.dataset import CrossDomainDataset
+from graphmig.data.splits import Split
+from graphmig.evaluation.ranking import evaluate_ranking_scores
+
+COLD_START = "cold_start"
+WARM = "warm"
+
+
+@dataclass
+class EvalSet:
+    """Users of one domain to rank, with ground truth and masked items as CSR over all user indices."""
+
+    name: str
+    domain: str
+    users: torch.Tensor
+    truth_indptr: torch.Tensor
+    truth_indices: torch.Tensor
+    exclude_indptr: torch.Tensor
+    exclude_indices: torch.Tensor
+
+
+def pairs_to_csr(pairs: np.ndarray, num_users: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return (indptr, indices) of the user -> items lists of ``pairs`` (int64 [n, 2])."""
+    pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    pairs = pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]
+    counts = np.bincount(pairs[:, 0], minlength=num_users)
+    indptr = np.r_[0, np.cumsum(counts)]
+    return torch.from_numpy(indptr.astype(np.int64)), torch.from_numpy(pairs[:, 1].copy())
+
+
+def build_eval_sets(dataset: CrossDomainDataset, split: Split, stage: str) -> list[EvalSet]:
+    """Build the evaluation sets of ``stage`` ("valid" or "test") for every domain."""
+    if stage not in ("valid", "test"):
+        raise ValueError(f"stage={stage!r} is invalid; use 'valid' or 'test'")
+    n = dataset.num_users
+    sets = []
+    for domain in dataset.domains:
+        truth = split.part(stage)[domain]
+        masked = [split.train[domain]] + ([split.valid[domain]] if stage == "test" else [])
+        sets.append(_make_set(f"{domain}/{WARM}", domain, np.unique(truth[:, 0]), truth, masked, n))
+
+    target = dataset.target
+    cold_users = split.cold_valid_users if stage == "valid" else split.cold_test_users
+    cold_truth = split.cold_valid if stage == "valid" else split.cold_test
+    sets.append(_make_set(f"{target}/{COLD_START}", target, cold_users, cold_truth, [split.train[target]], n))
+    return sets
+
+
+def _make_set(name: str, domain: str, users: np.ndarray, truth: np.ndarray, masked: list[np.ndarray],
+              num_users: int) -> EvalSet:
+    truth_indptr, truth_indices = pairs_to_csr(truth, num_users)
+    exclude_indptr, exclude_indices = pairs_to_csr(np.concatenate(masked), num_users)
+    return EvalSet(name, domain, torch.from_numpy(np.asarray(users, dtype=np.int64)), truth_indptr, truth_indices,
+                   exclude_indptr, exclude_indices)
+
+
+def evaluate_sets(score_fn: Callable[[str], Callable[[torch.Tensor], torch.Tensor]], num_items: dict[str, int],
+                  sets: Sequence[EvalSet], ks: Sequence[int], chunk_size: int,
+                  device: torch.device | str = "cpu", scores_writable: bool = False) -> dict[str, float]:
+    """Rank every set with ``score_fn(domain)(user_chunk) -> scores`` and return flat metrics.
+
+    Keys are ``<set name>/<metric>@<k>`` (for example ``tv/cold_start/ndcg@20``), plus
+    ``<set name>/num_users``. ``scores_writable`` lets the ranking mask the returned scores in place,
+    which is safe only when ``score_fn`` returns a fresh tensor per call.
+    """
+    out = {}
+    for eval_set in sets:
+        result = evaluate_ranking_scores(
+            score_fn(eval_set.domain), num_items[eval_set.domain], eval_set.users.to(device),
+            eval_set.truth_indptr.to(device), eval_set.truth_indices.to(device),
+            eval_set.exclude_indptr.to(device), eval_set.exclude_indices.to(device), ks=ks, chunk_size=chunk_size,
+            scores_writable=scores_writable)
+        for key, value in result.metrics.items():
+            out[f"{eval_set.name}/{key}"] = float(value)
+        out[f"{eval_set.name}/num_users"] = result.num_users
+    return out
+
+
+def embedding_score_fn(user_emb: torch.Tensor, item_emb: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Scores of a user chunk as inner products; each call returns a fresh tensor."""
+    return lambda users: user_emb[users] @ item_emb.T

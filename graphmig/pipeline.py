@@ -1,0 +1,159 @@
+"""One training run as a library call: data, text features, graph, model, training, test, records.
+
+``run(cfg, run_dir)`` holds all the logic of ``python -m graphmig.train``; the Hydra entry point only
+composes the config and calls it, so tests call ``run`` with composed configs and no Hydra app.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from graphmig.data.download import default_cache_dir
+from graphmig.data.graph import NodeLayout, build_hetero_graph, normalized_adjacency
+from graphmig.data.loading import prepare_data
+from graphmig.evaluation.protocols import build_eval_sets, embedding_score_fn, evaluate_sets
+from graphmig.models.graphmig import GraphMig
+from graphmig.models.popularity import Popularity
+from graphmig.tracking import RunRecorder, git_state, make_tracker
+from graphmig.training.checkpoint import load_checkpoint
+from graphmig.training.loop import train
+from graphmig.training.sampler import NegativeSampler
+
+log = logging.getLogger(__name__)
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def resolve_device(name: str) -> torch.device:
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device={name!r} but CUDA is not available on this machine; use device=cpu")
+    return device
+
+
+def peak_memory_mib(device: torch.device) -> dict[str, float]:
+    # ru_maxrss is in KiB on Linux: the peak resident memory of this process so far.
+    out = {"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    if device.type == "cuda":
+        out["peak_cuda_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
+    return out
+
+
+def evaluate_model(model: GraphMig, sets, num_items: dict[str, int], cfg_eval, device) -> dict[str, float]:
+    """Propagate once, then rank every evaluation set with the propagated embeddings."""
+    model.eval()
+    with torch.no_grad():
+        nodes, _ = model()
+        embeddings = {domain: model.domain_embeddings(nodes, domain) for domain in num_items}
+    return evaluate_sets(lambda domain: embedding_score_fn(*embeddings[domain]), num_items, sets, cfg_eval.ks,
+                         cfg_eval.chunk_size, device, scores_writable=True)
+
+
+def id_maps(dataset) -> dict[str, list[str]]:
+    maps = {"user": [str(u) for u in dataset.user_ids], "genre": [str(g) for g in dataset.genre_names]}
+    for name, domain in dataset.domains.items():
+        maps[name] = [str(i) for i in domain.item_ids]
+    return maps
+
+
+def run(cfg: DictConfig, run_dir: Path) -> dict:
+    """Train graphmig on the configured data, test the best checkpoint, compare with popularity.
+
+    Returns the dict written to ``metrics.json``.
+    """
+    wall_started = time.perf_counter()
+    run_dir = Path(run_dir)
+    recorder = RunRecorder(run_dir)
+    device = resolve_device(cfg.device)
+    if cfg.trainer.num_threads:
+        torch.set_num_threads(cfg.trainer.num_threads)
+    torch.manual_seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    cache_dir = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir()
+
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    recorder.write("config.json", resolved)
+    recorder.write("run_info.json", {
+        "git": git_state(PROJECT_ROOT), "argv": sys.argv, "python": platform.python_version(),
+        "torch": torch.__version__, "host": platform.node(), "machine": platform.machine(),
+        "cpu_threads": torch.get_num_threads(), "device": str(device),
+    })
+
+    timings = {}
+    started = time.perf_counter()
+    prepared = prepare_data(cfg.data, cache_dir)
+    dataset, split = prepared.dataset, prepared.split
+    timings["data_seconds"] = time.perf_counter() - started
+    recorder.write("data_fingerprint.json", prepared.fingerprint)
+
+    text = None
+    if cfg.model.use_text:
+        from graphmig.text.features import build_text_features
+
+        text = build_text_features(dataset, cfg.encoder, cache_dir, str(device))
+        timings["text_seconds"] = text.seconds
+        timings["text_from_cache"] = text.from_cache
+
+    started = time.perf_counter()
+    layout = NodeLayout.from_dataset(dataset, cfg.model.use_genres)
+    graph = build_hetero_graph(dataset, split.train, cfg.model.use_genres)
+    adjacency = normalized_adjacency(graph, layout)
+    log.info("Graph: %s nodes, %d adjacency entries", dict(zip(layout.node_types, layout.counts)),
+             adjacency.values().numel())
+    model_cfg = OmegaConf.to_object(cfg.model)
+    features = None if text is None else {t: f.to(device) for t, f in text.features.items()}
+    model = GraphMig(layout, adjacency, list(dataset.domains), model_cfg, features).to(device)
+    timings["graph_seconds"] = time.perf_counter() - started
+
+    num_items = {name: d.num_items for name, d in dataset.domains.items()}
+    sampler = NegativeSampler(split.train, num_items, seed=cfg.seed)
+    valid_sets = build_eval_sets(dataset, split, "valid")
+    tracker = make_tracker(cfg.logger, resolved, run_dir)
+
+    def on_epoch(record: dict) -> None:
+        recorder.log_epoch(record)
+        tracker.log(record, step=record["epoch"])
+
+    started = time.perf_counter()
+    result = train(model, sampler, lambda m: evaluate_model(m, valid_sets, num_items, cfg.eval, device),
+                   cfg.trainer, run_dir / "checkpoints", on_epoch=on_epoch, device=device)
+    timings["train_seconds"] = time.perf_counter() - started
+
+    # Test once, with the checkpoint chosen on validation.
+    started = time.perf_counter()
+    best = load_checkpoint(result.best_checkpoint, map_location=device)
+    model.load_state_dict(best["model"])
+    test_sets = build_eval_sets(dataset, split, "test")
+    results = {"graphmig": evaluate_model(model, test_sets, num_items, cfg.eval, device)}
+    if cfg.eval.popularity:
+        popularity = Popularity(split.train, num_items, device)
+        results["popularity"] = evaluate_sets(popularity.score_fn, num_items, test_sets, cfg.eval.ks,
+                                              cfg.eval.chunk_size, device)
+    timings["test_seconds"] = time.perf_counter() - started
+    timings["wall_seconds"] = time.perf_counter() - wall_started
+
+    # The best checkpoint also carries what is needed to use it later: config and id maps.
+    best.update({"config": resolved, "id_maps": id_maps(dataset)})
+    from graphmig.training.checkpoint import save_checkpoint
+
+    save_checkpoint(best, result.best_checkpoint)
+
+    summary = {
+        "test": results, "best_epoch": result.best_epoch, "best_valid": {cfg.trainer.monitor: result.best_value},
+        "epochs_run": result.epochs_run, "stopped_early": result.stopped_early,
+        "split_seed": cfg.data.split.seed, "seed": cfg.seed, "timings": timings, "memory": peak_memory_mib(device),
+    }
+    recorder.write("metrics.json", summary)
+    tracker.summary({f"test/{model_name}/{k}": v for model_name, values in results.items() for k, v in values.items()})
+    tracker.finish()
+    log.info("Wrote run records to %s", run_dir)
+    return summary
