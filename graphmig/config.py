@@ -5,12 +5,16 @@ type fails at start-up with the key's name. Units and meanings are documented in
 """
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
 
+from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig
 
 from graphmig.models.graphmig import GraphMigConfig
 
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 DEFAULT_ITEM_TEMPLATE = "{name}. Genres: {genres}. Type: {type}. Episodes: {episodes}."
 
 
@@ -54,7 +58,7 @@ class TrainerConfig:
     max_epochs: int = 100
     batch_size: int = 4096
     lr: float = 0.001
-    patience: int = 10
+    patience: int = 20
     eval_every: int = 1
     monitor: str = "${data.target}/cold_start/ndcg@20"
     num_threads: Optional[int] = None
@@ -95,3 +99,13 @@ def register_configs() -> None:
     """Register the schemas; conf/config.yaml lists ``base_config`` first in its defaults."""
     store = ConfigStore.instance()
     store.store(name="base_config", node=Config)
+
+
+def compose_config(overrides: Sequence[str] = ()) -> DictConfig:
+    """Compose conf/ with Hydra's compose API, as ``python -m graphmig.train <overrides>`` would.
+
+    For notebooks and tests; the result can be passed to ``graphmig.pipeline.run``.
+    """
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose("config", overrides=list(overrides))

@@ -1,6 +1,6 @@
 """One training run as a library call: data, text features, graph, model, training, test, records.
 
-``run(cfg, run_dir)`` holds all the logic of ``python -m graphmig.train``; the Hydra entry point only
+``run(cfg, run_dir)`` contains all the logic of ``python -m graphmig.train``. The Hydra entry point only
 composes the config and calls it, so tests call ``run`` with composed configs and no Hydra app.
 """
 
@@ -24,7 +24,7 @@ from graphmig.evaluation.protocols import build_eval_sets, embedding_score_fn, e
 from graphmig.models.graphmig import GraphMig
 from graphmig.models.popularity import Popularity
 from graphmig.tracking import RunRecorder, git_state, make_tracker
-from graphmig.training.checkpoint import load_checkpoint
+from graphmig.training.checkpoint import load_checkpoint, save_checkpoint
 from graphmig.training.loop import train
 from graphmig.training.sampler import NegativeSampler
 
@@ -65,6 +65,24 @@ def id_maps(dataset) -> dict[str, list[str]]:
     return maps
 
 
+def build_model(cfg: DictConfig, dataset, split, cache_dir: Path, device: torch.device):
+    """Build text features (cached), the training graph and the model; return (model, text features or None)."""
+    text = None
+    if cfg.model.use_text:
+        from graphmig.text.features import build_text_features
+
+        text = build_text_features(dataset, cfg.encoder, cache_dir, str(device))
+    layout = NodeLayout.from_dataset(dataset, cfg.model.use_genres)
+    graph = build_hetero_graph(dataset, split.train, cfg.model.use_genres)
+    adjacency = normalized_adjacency(graph, layout)
+    log.info("Graph: %s nodes, %d adjacency entries", dict(zip(layout.node_types, layout.counts)),
+             adjacency.values().numel())
+    model_cfg = OmegaConf.to_object(cfg.model)
+    features = None if text is None else {t: f.to(device) for t, f in text.features.items()}
+    model = GraphMig(layout, adjacency.to(device), list(dataset.domains), model_cfg, features).to(device)
+    return model, text
+
+
 def run(cfg: DictConfig, run_dir: Path) -> dict:
     """Train graphmig on the configured data, test the best checkpoint, compare with popularity.
 
@@ -95,24 +113,12 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
     timings["data_seconds"] = time.perf_counter() - started
     recorder.write("data_fingerprint.json", prepared.fingerprint)
 
-    text = None
-    if cfg.model.use_text:
-        from graphmig.text.features import build_text_features
-
-        text = build_text_features(dataset, cfg.encoder, cache_dir, str(device))
+    started = time.perf_counter()
+    model, text = build_model(cfg, dataset, split, cache_dir, device)
+    timings["model_build_seconds"] = time.perf_counter() - started
+    if text is not None:
         timings["text_seconds"] = text.seconds
         timings["text_from_cache"] = text.from_cache
-
-    started = time.perf_counter()
-    layout = NodeLayout.from_dataset(dataset, cfg.model.use_genres)
-    graph = build_hetero_graph(dataset, split.train, cfg.model.use_genres)
-    adjacency = normalized_adjacency(graph, layout)
-    log.info("Graph: %s nodes, %d adjacency entries", dict(zip(layout.node_types, layout.counts)),
-             adjacency.values().numel())
-    model_cfg = OmegaConf.to_object(cfg.model)
-    features = None if text is None else {t: f.to(device) for t, f in text.features.items()}
-    model = GraphMig(layout, adjacency, list(dataset.domains), model_cfg, features).to(device)
-    timings["graph_seconds"] = time.perf_counter() - started
 
     num_items = {name: d.num_items for name, d in dataset.domains.items()}
     sampler = NegativeSampler(split.train, num_items, seed=cfg.seed)
@@ -143,8 +149,6 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
 
     # The best checkpoint also carries what is needed to use it later: config and id maps.
     best.update({"config": resolved, "id_maps": id_maps(dataset)})
-    from graphmig.training.checkpoint import save_checkpoint
-
     save_checkpoint(best, result.best_checkpoint)
 
     summary = {

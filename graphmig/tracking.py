@@ -77,7 +77,7 @@ class NullTracker:
 
 
 class WandbTracker:
-    """Thin wrapper over a wandb run; offline mode writes under the run directory and never waits on a network."""
+    """Thin wrapper over a wandb run. In offline mode wandb writes under the run directory and opens no connection."""
 
     def __init__(self, config: dict, run_dir: Path, project: str, mode: str, entity: str | None = None,
                  group: str | None = None, tags: list[str] | None = None, name: str | None = None):

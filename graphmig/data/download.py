@@ -84,7 +84,14 @@ def download(url: str, dest: Path, sha256: str, timeout_s: float = 60.0) -> Path
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout_s) as response:
             while chunk := response.read(1 << 20):
                 out.write(chunk)
-        verify_sha256(Path(tmp_name), sha256)
+        actual = sha256_file(tmp_name)
+        if actual != sha256:
+            # Name the URL, not the temporary file, which is deleted below.
+            raise RawFileError(
+                f"Download from {url}: sha256 is {actual}, expected {sha256}. The server sent a damaged or "
+                f"different file, and nothing was written to {dest}. Retry, or point data.raw_dir at an "
+                f"unmodified copy."
+            )
         os.replace(tmp_name, dest)
     finally:
         if os.path.exists(tmp_name):

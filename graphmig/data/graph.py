@@ -8,6 +8,7 @@ in ``NodeLayout`` order (users first, then each domain's items, then genres).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,7 +24,7 @@ GENRE = "genre"
 
 @dataclass(frozen=True)
 class NodeLayout:
-    """Where each node type's rows start in the stacked node embedding matrix."""
+    """Row ranges of each node type in the stacked node embedding matrix."""
 
     node_types: tuple[str, ...]
     counts: tuple[int, ...]
@@ -98,8 +99,11 @@ def normalized_adjacency(data: HeteroData, layout: NodeLayout) -> torch.Tensor:
     row = torch.cat([row, isolated])
     col = torch.cat([col, isolated])
     values = torch.cat([values, torch.ones(len(isolated))])
-    coo = torch.sparse_coo_tensor(torch.stack([row, col]), values, (n, n)).coalesce()
-    return coo.to_sparse_csr()
+    coo = torch.sparse_coo_tensor(torch.stack([row, col]), values, (n, n), check_invariants=False).coalesce()
+    with warnings.catch_warnings():
+        # torch 2.x warns that CSR support is in beta on every conversion; the product used here is stable.
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return coo.to_sparse_csr()
 
 
 class SymmetricSpMM(torch.autograd.Function):

@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from graphmig.data.dataset import PROCESSED_FORMAT_VERSION, CrossDomainDataset, build_dataset, cache_key
 from graphmig.data.dataset import load_dataset, save_dataset
-from graphmig.data.download import fetch_raw_file, sha256_file
+from graphmig.data.download import fetch_raw_file
 from graphmig.data.mal_anime import MAL_ANIME, read_mal_anime
 from graphmig.data.splits import Split, load_split, make_split, save_split
 from graphmig.data.table import DataValidationError, InteractionTable
@@ -57,6 +57,7 @@ def prepare_data(cfg: DictConfig, cache_dir: Path) -> PreparedData:
         raise DataValidationError(f"data.name={cfg.name!r} is not a known reader; known readers: {', '.join(READERS)}")
     started = time.perf_counter()
     raw_path = fetch_raw_file(MAL_ANIME, cfg.raw_dir, cfg.download, cache_dir)
+    # fetch_raw_file has verified the file against the published checksum, so the constant is its hash.
     raw_sha256 = MAL_ANIME.sha256
     settings = {
         "reader": cfg.name, "raw_sha256": raw_sha256, "format_version": PROCESSED_FORMAT_VERSION,

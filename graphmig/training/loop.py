@@ -1,7 +1,7 @@
 """The training loop: BPR steps with Adam, validation every few epochs, early stopping, checkpoints.
 
 ``last.pt`` is written after every epoch with the optimizer and generator states, so a killed run
-continues from where it stopped (``trainer.resume_from``); ``best.pt`` holds the model with the best
+continues from where it stopped (``trainer.resume_from``). ``best.pt`` contains the model with the best
 validation value of ``trainer.monitor``. Test data is never read here.
 """
 

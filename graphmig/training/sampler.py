@@ -36,7 +36,8 @@ class NegativeSampler:
         self.positive_keys: dict[str, torch.Tensor] = {}
         self.pairs: dict[str, torch.Tensor] = {}
         for domain, pairs in train.items():
-            pairs = torch.from_numpy(np.asarray(pairs, dtype=np.int64).reshape(-1, 2))
+            # Unique pairs, so a repeated pair cannot make a user look like they have every item.
+            pairs = torch.unique(torch.from_numpy(np.asarray(pairs, dtype=np.int64).reshape(-1, 2)), dim=0)
             n_items = self.num_items[domain]
             self.positive_keys[domain] = torch.sort(pairs[:, 0] * n_items + pairs[:, 1]).values
             per_user = torch.bincount(pairs[:, 0]) if len(pairs) else torch.zeros(0, dtype=torch.long)
