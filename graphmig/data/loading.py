@@ -16,14 +16,15 @@ from omegaconf import DictConfig, OmegaConf
 
 from graphmig.data.dataset import PROCESSED_FORMAT_VERSION, CrossDomainDataset, build_dataset, cache_key
 from graphmig.data.dataset import load_dataset, save_dataset
-from graphmig.data.download import fetch_raw_file
-from graphmig.data.mal_anime import MAL_ANIME, read_mal_anime
+from graphmig.data.download import fetch_raw_file, sha256_file
+from graphmig.data.readers import get_reader
 from graphmig.data.splits import Split, load_split, make_split, save_split
-from graphmig.data.table import DataValidationError, InteractionTable
+from graphmig.data.table import InteractionTable, apply_rating_threshold, k_core
 
 log = logging.getLogger(__name__)
 
-READERS = ("mal_anime",)
+# Keys that do not change the processed data (where files are, whether to download, the split, text).
+NON_DATA_KEYS = ("raw_dir", "download", "split", "item_template")
 
 
 @dataclass
@@ -44,27 +45,22 @@ def sample_users(table: InteractionTable, count: int, seed: int) -> InteractionT
     return table
 
 
-def _read_table(cfg: DictConfig, raw_path: Path) -> InteractionTable:
-    if cfg.name == "mal_anime":
-        domain_types = OmegaConf.to_container(cfg.domain_types)
-        return read_mal_anime(raw_path, domain_types, cfg.feedback, cfg.rating_threshold)
-    raise DataValidationError(f"data.name={cfg.name!r} is not a known reader; known readers: {', '.join(READERS)}")
-
-
 def prepare_data(cfg: DictConfig, cache_dir: Path) -> PreparedData:
-    """Fetch the raw file, load or build the processed data set, then load or build the split."""
-    if cfg.name not in READERS:
-        raise DataValidationError(f"data.name={cfg.name!r} is not a known reader; known readers: {', '.join(READERS)}")
+    """Fetch the raw files, load or build the processed data set, then load or build the split.
+
+    Order when building: read, rating threshold, user sample, k-core, id remapping.
+    """
+    reader = get_reader(cfg.reader)
     started = time.perf_counter()
-    raw_path = fetch_raw_file(MAL_ANIME, cfg.raw_dir, cfg.download, cache_dir)
-    # fetch_raw_file has verified the file against the published checksum, so the constant is its hash.
-    raw_sha256 = MAL_ANIME.sha256
-    settings = {
-        "reader": cfg.name, "raw_sha256": raw_sha256, "format_version": PROCESSED_FORMAT_VERSION,
-        "source": cfg.source, "target": cfg.target, "domain_types": OmegaConf.to_container(cfg.domain_types),
-        "feedback": cfg.feedback, "rating_threshold": cfg.rating_threshold if cfg.feedback == "explicit" else None,
-        "sample_users": cfg.sample_users, "sample_seed": cfg.sample_seed if cfg.sample_users else None,
-    }
+    raw_paths = {}
+    for role, raw in reader.raw_files(cfg).items():
+        if raw is not None:
+            raw_paths[role] = fetch_raw_file(raw, cfg.raw_dir, cfg.download, cache_dir)
+    # Files with a published checksum were verified against it; the others are hashed here.
+    raw_hashes = {role: raw.sha256 or sha256_file(raw_paths[role])
+                  for role, raw in reader.raw_files(cfg).items() if raw is not None}
+    data_settings = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k not in NON_DATA_KEYS}
+    settings = {"raw_sha256": raw_hashes, "format_version": PROCESSED_FORMAT_VERSION, **data_settings}
     key = cache_key(settings)
     directory = cache_dir / "processed" / f"{cfg.name}-{key}"
 
@@ -76,9 +72,10 @@ def prepare_data(cfg: DictConfig, cache_dir: Path) -> PreparedData:
         except (OSError, ValueError, KeyError) as error:
             log.warning("Processed data set at %s is unreadable (%s); rebuilding it", directory, error)
     if dataset is None:
-        table = _read_table(cfg, raw_path)
+        table = apply_rating_threshold(reader.read(cfg, raw_paths), cfg.rating_threshold)
         if cfg.sample_users:
             table = sample_users(table, cfg.sample_users, cfg.sample_seed)
+        table = k_core(table, cfg.min_user_interactions, cfg.min_item_interactions)
         for domain, counts in table.domain_counts().items():
             log.info("Read domain %s: %d interactions, %d users, %d items", domain, counts["interactions"],
                      counts["users"], counts["items"])
@@ -98,11 +95,13 @@ def prepare_data(cfg: DictConfig, cache_dir: Path) -> PreparedData:
         log.info("Wrote split to %s", split_path)
 
     fingerprint = {
-        "raw_file": str(raw_path), "raw_sha256": raw_sha256, "processed_dir": str(directory),
+        "raw_files": {role: str(path) for role, path in raw_paths.items()}, "raw_sha256": raw_hashes,
+        "processed_dir": str(directory),
         "split_file": str(split_path), "settings": settings, "split": split_settings,
         "counts": dataset.summary(), "num_users": dataset.num_users, "num_genres": dataset.num_genres,
         "split_counts": {part: {d: len(p) for d, p in split.part(part).items()} for part in ("train", "valid", "test")},
-        "cold_start_users": {"valid": len(split.cold_valid_users), "test": len(split.cold_test_users)},
+        "cold_start_users": {domain: {"valid": len(split.cold_valid_users[domain]),
+                                      "test": len(split.cold_test_users[domain])} for domain in split.cold_valid_users},
     }
     log.info("Data ready in %.2f s", time.perf_counter() - started)
     return PreparedData(dataset, split, fingerprint)

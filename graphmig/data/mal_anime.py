@@ -6,11 +6,16 @@ import html
 import logging
 import zipfile
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Dict, List
 
 import pandas as pd
+from omegaconf import OmegaConf
 
 from graphmig.data.download import RawFile
+from graphmig.data.readers import Reader
+from graphmig.data.schema import DataConfig
 from graphmig.data.table import DataValidationError, InteractionTable, split_genres
 
 log = logging.getLogger(__name__)
@@ -128,3 +133,25 @@ def read_mal_anime(
     })
     table = InteractionTable(interactions=interactions, items=items, source=str(zip_path), counts=counts)
     return table.validate()
+
+
+@dataclass
+class MalAnimeDataConfig(DataConfig):
+    name: str = "mal_anime"
+    reader: str = "mal_anime"
+    source: str = "movie"
+    target: str = "tv"
+    item_template: str = "{name}. Genres: {genres}. Type: {type}. Episodes: {episodes}."
+    domain_types: Dict[str, List[str]] = field(default_factory=lambda: {"movie": ["Movie"], "tv": ["TV"]})
+    feedback: str = "implicit"
+
+
+def _read(cfg, paths: dict[str, Path]) -> InteractionTable:
+    if cfg.feedback == "implicit" and cfg.rating_threshold is not None:
+        raise DataValidationError("data.rating_threshold is set but data.feedback=implicit has no scores; set "
+                                  "data.feedback=explicit to threshold the 1..10 scores")
+    # data.rating_threshold is applied by the loader to the rating column, as for every reader.
+    return read_mal_anime(paths["archive"], OmegaConf.to_container(cfg.domain_types), cfg.feedback)
+
+
+READER = Reader("mal_anime", MalAnimeDataConfig, lambda cfg: {"archive": MAL_ANIME}, _read)

@@ -11,6 +11,7 @@ import pandas as pd
 log = logging.getLogger(__name__)
 
 INTERACTION_COLUMNS = ("user", "item", "domain")
+PART_ORDER = {"train": 0, "valid": 1, "test": 2}
 ITEM_COLUMNS = ("item", "domain", "genres")
 
 
@@ -22,7 +23,8 @@ class DataValidationError(ValueError):
 class InteractionTable:
     """Interactions and items of all domains, with raw ids kept as strings.
 
-    ``interactions`` has columns user, item, domain and optionally rating (float) and timestamp (int64).
+    ``interactions`` has columns user, item, domain and optionally rating (float), timestamp (int64) and
+    part ("train", "valid" or "test", for data that comes with its own split).
     ``items`` has one row per (item, domain) with a ``genres`` column of lists of genre names and any
     text fields (name, type, ...). A raw item id is only meaningful inside its domain.
     ``source`` names the file the rows came from, for error messages.
@@ -59,13 +61,32 @@ class InteractionTable:
             self.counts["dropped_unknown_item"] = int(unknown.sum())
             self.interactions = self.interactions.loc[~unknown]
 
-        duplicated = self.interactions.duplicated(["user", "item", "domain"], keep="first")
+        if "timestamp" in self.interactions.columns:
+            self.interactions["timestamp"] = self.interactions["timestamp"].astype("int64")
+        self._drop_duplicates()
+        return self
+
+    def _drop_duplicates(self) -> None:
+        """Keep one row per (user, item, domain): a training row over a test row of a given split, then
+        the earliest timestamp, then the first in file order."""
+        frame = self.interactions
+        order = [c for c in ("part", "timestamp") if c in frame.columns]
+        if order:
+            # PART_ORDER sorts train before valid before test; mergesort keeps file order among ties.
+            keys = [frame["part"].map(PART_ORDER)] if "part" in order else []
+            keys += [frame["timestamp"]] if "timestamp" in order else []
+            frame = frame.iloc[np.lexsort([k.to_numpy() for k in reversed(keys)])]
+        duplicated = frame.duplicated(["user", "item", "domain"], keep="first")
         self.counts["dropped_duplicate"] = int(duplicated.sum())
+        if "part" in frame.columns:
+            repeats = duplicated & (frame["part"] != "train")
+            self.counts["dropped_heldout_repeating_train"] = int(repeats.sum())
+            if repeats.any():
+                log.warning("%s: %d held-out rows repeat a training pair and are dropped", self.source,
+                            int(repeats.sum()))
         if duplicated.any():
             log.warning("%s: %d duplicate (user, item) interactions kept once", self.source, int(duplicated.sum()))
-            self.interactions = self.interactions.loc[~duplicated]
-        self.interactions = self.interactions.reset_index(drop=True)
-        return self
+        self.interactions = frame.loc[~duplicated].sort_index(kind="stable").reset_index(drop=True)
 
     def domain_counts(self) -> dict[str, dict[str, int]]:
         grouped = self.interactions.groupby("domain", observed=True)
@@ -84,3 +105,46 @@ def split_genres(values: pd.Series, separator: str) -> list[list[str]]:
             continue
         out.append([name.strip() for name in str(value).split(separator) if name.strip()])
     return out
+
+
+def apply_rating_threshold(table: InteractionTable, threshold: float | None) -> InteractionTable:
+    """Keep interactions rated at least ``threshold`` as positives; the rows below it are dropped."""
+    if threshold is None:
+        return table
+    if "rating" not in table.interactions.columns:
+        raise DataValidationError(f"{table.source}: data.rating_threshold={threshold} is set but the data has no "
+                                  f"rating column; set data.rating_threshold=null")
+    below = table.interactions["rating"] < threshold
+    table.counts["dropped_below_threshold"] = int(below.sum())
+    log.info("%s: dropped %d interactions rated below %s", table.source, int(below.sum()), threshold)
+    table.interactions = table.interactions.loc[~below].reset_index(drop=True)
+    return table
+
+
+def k_core(table: InteractionTable, min_user: int, min_item: int) -> InteractionTable:
+    """Drop users with fewer than ``min_user`` interactions (all domains together) and items with fewer
+    than ``min_item``, repeated until both hold for every remaining user and item."""
+    if min_user <= 1 and min_item <= 1:
+        return table
+    frame = table.interactions
+    rounds = 0
+    while True:
+        rounds += 1
+        user_counts = frame.groupby("user", observed=True)["item"].transform("size")
+        item_counts = frame.groupby(["item", "domain"], observed=True)["user"].transform("size")
+        keep = (user_counts >= min_user) & (item_counts >= min_item)
+        if keep.all():
+            break
+        frame = frame.loc[keep]
+        if frame.empty:
+            raise DataValidationError(
+                f"{table.source}: k-core filtering (data.min_user_interactions={min_user}, "
+                f"data.min_item_interactions={min_item}) removed every interaction after {rounds} rounds; "
+                f"lower these settings"
+            )
+    dropped = len(table.interactions) - len(frame)
+    table.counts["dropped_k_core"] = dropped
+    log.info("%s: k-core (users >= %d, items >= %d) dropped %d interactions in %d rounds", table.source, min_user,
+             min_item, dropped, rounds)
+    table.interactions = frame.reset_index(drop=True)
+    return table

@@ -1,7 +1,7 @@
 """Evaluation protocols: which users are ranked in which domain, against which truth, with what masked.
 
-- ``<target>/cold_start``: cold-start users of the target domain; truth = all their target
-  interactions; masked = their target training positives (none, by construction).
+- ``<domain>/cold_start``: cold-start users of a domain; truth = all their interactions there;
+  masked = their training positives there (none, by construction).
 - ``<domain>/warm``: users with held-out pairs in a domain; truth = their validation (or test) pairs;
   masked = their training pairs, plus their validation pairs at test time.
 """
@@ -55,11 +55,21 @@ def build_eval_sets(dataset: CrossDomainDataset, split: Split, stage: str) -> li
         masked = [split.train[domain]] + ([split.valid[domain]] if stage == "test" else [])
         sets.append(_make_set(f"{domain}/{WARM}", domain, np.unique(truth[:, 0]), truth, masked, n))
 
-    target = dataset.target
     cold_users = split.cold_valid_users if stage == "valid" else split.cold_test_users
     cold_truth = split.cold_valid if stage == "valid" else split.cold_test
-    sets.append(_make_set(f"{target}/{COLD_START}", target, cold_users, cold_truth, [split.train[target]], n))
+    for domain, users in cold_users.items():
+        if len(users):
+            sets.append(_make_set(f"{domain}/{COLD_START}", domain, users, cold_truth[domain],
+                                  [split.train[domain]], n))
     return sets
+
+
+def default_monitor(dataset: CrossDomainDataset, split: Split, k: int = 20) -> str:
+    """Return the metric ``trainer.monitor=auto`` selects: cold-start NDCG@k of the target domain when the
+    split has cold-start users there, else warm NDCG@k of the target domain."""
+    if len(split.cold_valid_users.get(dataset.target, ())):
+        return f"{dataset.target}/{COLD_START}/ndcg@{k}"
+    return f"{dataset.target}/{WARM}/ndcg@{k}"
 
 
 def _make_set(name: str, domain: str, users: np.ndarray, truth: np.ndarray, masked: list[np.ndarray],

@@ -33,10 +33,14 @@ def node_texts(dataset: CrossDomainDataset, template: str, genre_template: str) 
     return texts
 
 
-def build_text_features(dataset: CrossDomainDataset, cfg, cache_dir: Path, device: str) -> TextFeatures:
-    """Encode all node texts in one call, so one cache file covers the data set for this model and template."""
+def build_text_features(dataset: CrossDomainDataset, template: str, cfg, cache_dir: Path,
+                        device: str) -> TextFeatures:
+    """Encode all node texts in one call, so one cache file covers the data set for this model and template.
+
+    ``template`` renders item nodes; ``cfg`` is the encoder config (model, genre template, batch size, ...).
+    """
     started = time.perf_counter()
-    texts = node_texts(dataset, cfg.template, cfg.genre_template)
+    texts = node_texts(dataset, template, cfg.genre_template)
     encoder = TextEncoder(cfg.model_name, batch_size=cfg.batch_size, max_length=cfg.max_length,
                           device=cfg.device or device, normalize=cfg.normalize)
     flat = [text for group in texts.values() for text in group]
