@@ -7,6 +7,7 @@ composes the config and calls it, so tests call ``run`` with composed configs an
 from __future__ import annotations
 
 import logging
+import math
 import platform
 import resource
 import sys
@@ -144,8 +145,13 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
         tracker.log(record, step=record["epoch"])
 
     started = time.perf_counter()
-    result = train(model, sampler, lambda m: evaluate_model(m, valid_sets, num_items, cfg.eval, device),
-                   cfg.trainer, run_dir / "checkpoints", on_epoch=on_epoch, device=device)
+    validate = lambda m: evaluate_model(m, valid_sets, num_items, cfg.eval, device)  # noqa: E731
+    if not any(len(s.users) for s in valid_sets):
+        log.warning("The split has no validation users, so training runs trainer.max_epochs=%d epochs and keeps "
+                    "the last (set split.valid_ratio > 0 to select on validation)", cfg.trainer.max_epochs)
+        validate = None
+    result = train(model, sampler, validate, cfg.trainer, run_dir / "checkpoints", on_epoch=on_epoch,
+                   device=device)
     timings["train_seconds"] = time.perf_counter() - started
 
     # Test once, with the checkpoint chosen on validation.
@@ -166,7 +172,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
     save_checkpoint(best, result.best_checkpoint)
 
     summary = {
-        "test": results, "best_epoch": result.best_epoch, "best_valid": {cfg.trainer.monitor: result.best_value},
+        "test": results, "best_epoch": result.best_epoch, "best_valid": {cfg.trainer.monitor: None if math.isnan(result.best_value) else result.best_value},
         "epochs_run": result.epochs_run, "stopped_early": result.stopped_early,
         "split_seed": cfg.data.split.seed, "seed": cfg.seed, "timings": timings, "memory": peak_memory_mib(device),
     }

@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from graphmig.config import Config
 from graphmig.data.download import default_cache_dir
 from graphmig.data.loading import prepare_data
+from graphmig.data.readers import get_reader
 from graphmig.pipeline import build_model, resolve_device
 from graphmig.training.checkpoint import load_checkpoint
 
@@ -57,8 +58,11 @@ def recommend(checkpoint: str | Path, users: list[str], domain: str | None = Non
     state = load_checkpoint(checkpoint, map_location=device)
     if "config" not in state:
         raise KeyError(f"{checkpoint} has no config; use a best.pt written at the end of a graphmig run")
-    # Merged into the schema, so the saved config gets the same types and checks as a fresh run's.
-    cfg = OmegaConf.merge(OmegaConf.structured(Config), state["config"])
+    # Merged into the schemas, so the saved config gets the same types and checks as a fresh run's.
+    saved = state["config"]
+    schema = OmegaConf.structured(Config)
+    schema.data = OmegaConf.structured(get_reader(saved["data"]["reader"]).schema)
+    cfg = OmegaConf.merge(schema, saved)
     torch_device = resolve_device(device)
     cache = Path(cache_dir).expanduser() if cache_dir else (
         Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir())

@@ -30,7 +30,8 @@ def main(cfg: DictConfig) -> float:
     print(f"\nWall time {timings['wall_seconds']:.1f} s (training {timings['train_seconds']:.1f} s), "
           f"peak memory {summary['memory']['peak_rss_mib']:.0f} MiB")
     # The return value is what Hydra sweepers optimise: the validation value of trainer.monitor.
-    return float(next(iter(summary["best_valid"].values())))
+    best = next(iter(summary["best_valid"].values()))
+    return float("nan") if best is None else float(best)
 
 
 if __name__ == "__main__":

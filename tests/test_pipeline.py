@@ -50,7 +50,7 @@ def test_pipeline_evaluates_all_sets(trained):
 def test_pipeline_cold_start_users_counted(trained):
     summary, run_dir = trained
     fingerprint = json.loads((run_dir / "data_fingerprint.json").read_text())
-    assert summary["test"]["graphmig"]["tv/cold_start/num_users"] == fingerprint["cold_start_users"]["test"]
+    assert summary["test"]["graphmig"]["tv/cold_start/num_users"] == fingerprint["cold_start_users"]["tv"]["test"]
 
 
 def test_pipeline_run_records(trained):

@@ -4,7 +4,7 @@ Three strategies (``split.strategy``):
 
 - ``cold_start``: each warm user's history in a domain is shuffled and cut into train / validation /
   test. A seeded fraction of the users with interactions in a cold-start domain and in another domain
-  lose every interaction of that domain from training; half of them (rounded down) are validation
+  lose every interaction of that domain from training. Half of them (rounded down) are validation
   users, the rest test users. They keep their whole history of the other domains in training, because
   that history is the only signal their recommendations can come from.
 - ``temporal``: interactions before the validation cut time train, those from it to the test cut
@@ -40,8 +40,8 @@ STRATEGIES = ("cold_start", "temporal", "given")
 class Split:
     """Interaction pairs (user index, item index) per domain and part, plus cold-start users per domain.
 
-    ``cold_valid[d]`` and ``cold_test[d]`` hold the pairs of domain ``d`` of its cold-start validation and
-    test users; none of those pairs is in ``train``, ``valid`` or ``test``.
+    ``cold_valid[d]`` and ``cold_test[d]`` contain the pairs in domain ``d`` of its cold-start validation
+    and test users. None of those pairs is in ``train``, ``valid`` or ``test``.
     """
 
     seed: int
@@ -132,16 +132,16 @@ def _cold_start_split(dataset, seed, valid_ratio, test_ratio, cold_start_ratio, 
                              f"set; domains: {', '.join(dataset.domains)}")
     users_of = {name: np.unique(d.interactions[:, 0]) for name, d in dataset.domains.items()}
 
-    # Cold-start users of different domains are disjoint: each domain draws from the users not taken yet.
-    cold_users, taken = {}, np.zeros(0, dtype=np.int64)
+    # Cold-start users of different domains are disjoint: each domain draws from the users not already_cold yet.
+    cold_users, already_cold = {}, np.zeros(0, dtype=np.int64)
     for index, domain in enumerate(cold_domains):
         others = [users_of[d] for d in dataset.domains if d != domain]
         elsewhere = np.unique(np.concatenate(others)) if others else np.zeros(0, dtype=np.int64)
-        overlap = np.setdiff1d(np.intersect1d(users_of[domain], elsewhere), taken)
+        overlap = np.setdiff1d(np.intersect1d(users_of[domain], elsewhere), already_cold)
         n_cold = int(_round_half_up(np.asarray(len(overlap) * cold_start_ratio)))
         chosen = np.random.default_rng([seed, 0, index]).permutation(overlap)[:n_cold]
         cold_users[domain] = (np.sort(chosen[: n_cold // 2]), np.sort(chosen[n_cold // 2:]))
-        taken = np.concatenate([taken, chosen])
+        already_cold = np.concatenate([already_cold, chosen])
         log.info("Cold-start %s users: %d of %d users in it and another domain (%d validation, %d test)", domain,
                  n_cold, len(overlap), n_cold // 2, n_cold - n_cold // 2)
         if len(overlap) == 0:
@@ -153,7 +153,7 @@ def _cold_start_split(dataset, seed, valid_ratio, test_ratio, cold_start_ratio, 
         cold_here = np.concatenate(cold_users[name]) if name in cold_users else np.zeros(0, dtype=np.int64)
         is_cold = np.isin(pairs[:, 0], cold_here)
         # Users cold in another domain keep all of this domain's pairs in training.
-        cold_elsewhere = np.setdiff1d(taken, cold_here)
+        cold_elsewhere = np.setdiff1d(already_cold, cold_here)
         keep_all = np.isin(pairs[:, 0], cold_elsewhere) & ~is_cold
         rng = np.random.default_rng([seed, index + 1])
         train, valid, test = split_per_user(pairs[~is_cold & ~keep_all], valid_ratio, test_ratio, rng,

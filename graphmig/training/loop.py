@@ -33,13 +33,14 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
 
 
-def train(model: torch.nn.Module, sampler: NegativeSampler, validate: Callable[[torch.nn.Module], dict[str, float]],
-          cfg, checkpoint_dir: Path, on_epoch: Callable[[dict], None] | None = None,
-          device: torch.device | str = "cpu") -> TrainResult:
+def train(model: torch.nn.Module, sampler: NegativeSampler,
+          validate: Callable[[torch.nn.Module], dict[str, float]] | None, cfg, checkpoint_dir: Path,
+          on_epoch: Callable[[dict], None] | None = None, device: torch.device | str = "cpu") -> TrainResult:
     """Train ``model`` with BPR until ``cfg.max_epochs`` or ``cfg.patience`` evaluations without improvement.
 
     ``validate(model)`` returns validation metrics that must contain ``cfg.monitor``; ``on_epoch`` receives
-    each epoch's record (losses, seconds, validation metrics).
+    each epoch's record (losses, seconds, validation metrics). With ``validate=None`` (no validation
+    users) training runs all ``cfg.max_epochs`` and the last epoch is kept as the best checkpoint.
     """
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     best_path, last_path = checkpoint_dir / "best.pt", checkpoint_dir / "last.pt"
@@ -83,7 +84,12 @@ def train(model: torch.nn.Module, sampler: NegativeSampler, validate: Callable[[
                                      f"or raise model.reg_weight")
 
         improved = False
-        if epoch % cfg.eval_every == 0 or epoch == cfg.max_epochs:
+        if validate is None:
+            best_value, best_epoch, improved = math.nan, epoch, True
+            save_checkpoint({"model": model.state_dict(), "epoch": epoch, "best_value": best_value}, best_path)
+            log.info("epoch %d: loss %.4f, %.1f s (no validation users: the last epoch is kept)", epoch,
+                     record["train/loss"], record["train_seconds"])
+        elif epoch % cfg.eval_every == 0 or epoch == cfg.max_epochs:
             model.eval()
             started = time.perf_counter()
             metrics = validate(model)

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from graphmig.config import DataConfig
+from graphmig.data.mal_anime import MalAnimeDataConfig
 from graphmig.data.dataset import CrossDomainDataset, DomainData
 from graphmig.data.loading import prepare_data
 from graphmig.data.splits import PARTS, load_split, make_split, save_split, split_per_user
@@ -32,8 +32,9 @@ digest = hashlib.sha256()
 for part in ("train", "valid", "test"):
     for name, pairs in sorted(split.part(part).items()):
         digest.update(pairs.tobytes())
-for array in (split.cold_valid_users, split.cold_test_users, split.cold_valid, split.cold_test):
-    digest.update(array.tobytes())
+for group in (split.cold_valid_users, split.cold_test_users, split.cold_valid, split.cold_test):
+    for name, array in sorted(group.items()):
+        digest.update(array.tobytes())
 print(digest.hexdigest())
 """
 
@@ -44,8 +45,9 @@ def split_digest(split) -> str:
     for part in PARTS:
         for _, pairs in sorted(split.part(part).items()):
             digest.update(pairs.tobytes())
-    for array in (split.cold_valid_users, split.cold_test_users, split.cold_valid, split.cold_test):
-        digest.update(array.tobytes())
+    for group in (split.cold_valid_users, split.cold_test_users, split.cold_valid, split.cold_test):
+        for _, array in sorted(group.items()):
+            digest.update(array.tobytes())
     return digest.hexdigest()
 
 
@@ -135,55 +137,55 @@ def test_split_per_user_order_independent():
 
 
 def test_cold_users_in_both_domains(split):
-    cold = np.concatenate([split.cold_valid_users, split.cold_test_users])
+    cold = np.concatenate([split.cold_valid_users["tv"], split.cold_test_users["tv"]])
     assert set(cold.tolist()) <= set(range(10))
 
 
 def test_cold_user_count(split):
     # 10 users in both domains, round(0.2 * 10) = 2.
-    assert len(split.cold_valid_users) + len(split.cold_test_users) == 2
+    assert len(split.cold_valid_users["tv"]) + len(split.cold_test_users["tv"]) == 2
 
 
 def test_cold_valid_test_halves(split):
-    assert (len(split.cold_valid_users), len(split.cold_test_users)) == (1, 1)
+    assert (len(split.cold_valid_users["tv"]), len(split.cold_test_users["tv"])) == (1, 1)
 
 
 def test_cold_count_rounds_half_up(dataset):
     # round(0.25 * 10) = round(2.5) = 3: 1 validation user and 2 test users.
     split = make_split(dataset, seed=0, cold_start_ratio=0.25)
-    assert (len(split.cold_valid_users), len(split.cold_test_users)) == (1, 2)
+    assert (len(split.cold_valid_users["tv"]), len(split.cold_test_users["tv"])) == (1, 2)
 
 
 def test_cold_valid_test_users_disjoint(split):
-    assert set(split.cold_valid_users.tolist()).isdisjoint(split.cold_test_users.tolist())
+    assert set(split.cold_valid_users["tv"].tolist()).isdisjoint(split.cold_test_users["tv"].tolist())
 
 
 def test_cold_target_pairs_not_warm(split):
-    cold = np.concatenate([split.cold_valid_users, split.cold_test_users])
+    cold = np.concatenate([split.cold_valid_users["tv"], split.cold_test_users["tv"]])
     for part in PARTS:
         assert not np.isin(split.part(part)["tv"][:, 0], cold).any(), part
 
 
 def test_cold_valid_pairs_target_history(dataset, split):
     tv = dataset.domains["tv"].interactions
-    expected = tv[np.isin(tv[:, 0], split.cold_valid_users)]
-    np.testing.assert_array_equal(split.cold_valid, expected)
+    expected = tv[np.isin(tv[:, 0], split.cold_valid_users["tv"])]
+    np.testing.assert_array_equal(split.cold_valid["tv"], expected)
 
 
 def test_cold_test_pairs_target_history(dataset, split):
     tv = dataset.domains["tv"].interactions
-    expected = tv[np.isin(tv[:, 0], split.cold_test_users)]
-    np.testing.assert_array_equal(split.cold_test, expected)
+    expected = tv[np.isin(tv[:, 0], split.cold_test_users["tv"])]
+    np.testing.assert_array_equal(split.cold_test["tv"], expected)
 
 
 def test_cold_users_source_all_in_train(dataset, split):
-    cold = np.concatenate([split.cold_valid_users, split.cold_test_users])
+    cold = np.concatenate([split.cold_valid_users["tv"], split.cold_test_users["tv"]])
     movie = dataset.domains["movie"].interactions
     assert as_set(movie[np.isin(movie[:, 0], cold)]) <= as_set(split.train["movie"])
 
 
 def test_cold_users_source_not_in_valid_test(split):
-    cold = np.concatenate([split.cold_valid_users, split.cold_test_users])
+    cold = np.concatenate([split.cold_valid_users["tv"], split.cold_test_users["tv"]])
     assert not np.isin(split.valid["movie"][:, 0], cold).any()
     assert not np.isin(split.test["movie"][:, 0], cold).any()
 
@@ -192,7 +194,7 @@ def test_cold_users_source_not_in_valid_test(split):
 def test_make_split_partition(dataset, split, name):
     parts = [split.train[name], split.valid[name], split.test[name]]
     if name == "tv":
-        parts += [split.cold_valid, split.cold_test]
+        parts += [split.cold_valid["tv"], split.cold_test["tv"]]
 
     assert sum(len(p) for p in parts) == len(dataset.domains[name].interactions)
     assert set().union(*(as_set(p) for p in parts)) == as_set(dataset.domains[name].interactions)
@@ -232,7 +234,7 @@ def test_save_load_round_trip(split, tmp_path):
 @pytest.fixture(scope="module")
 def prepared(data_dir, tmp_path_factory):
     cache_dir = tmp_path_factory.mktemp("cache")
-    cfg = OmegaConf.structured(DataConfig(raw_dir=str(data_dir / "mal-anime"), download=False, sample_users=500))
+    cfg = OmegaConf.structured(MalAnimeDataConfig(raw_dir=str(data_dir / "mal-anime"), download=False, sample_users=500))
     return cfg, cache_dir, prepare_data(cfg, cache_dir)
 
 

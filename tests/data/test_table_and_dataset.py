@@ -131,9 +131,9 @@ def test_build_unused_items_left_out(dataset):
     assert dataset.domains["tv"].num_items == 2
 
 
-def test_build_genres_from_item_table(dataset):
-    # Genres of items left out ("Horror", "Romance") still get an index.
-    assert dataset.genre_names.tolist() == ["Action", "Comedy", "Drama", "Horror", "Romance"]
+def test_build_genres_from_kept_items(dataset):
+    # Genres only of items left out ("Horror", "Romance") get no genre node.
+    assert dataset.genre_names.tolist() == ["Action", "Comedy", "Drama"]
 
 
 def test_build_item_genre_pairs(dataset):
