@@ -6,15 +6,15 @@ type fails at start-up with the key's name. Units and meanings are documented in
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
 from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig
 
 from graphmig.data.readers import registered_readers
-from graphmig.data.schema import DataConfig, SplitConfig  # noqa: F401 (re-exported for callers)
-from graphmig.models.graphmig import GraphMigConfig
+from graphmig.data.schema import DataConfig
+from graphmig.models.base import ModelConfig, registered_models
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
@@ -62,7 +62,7 @@ class LoggerConfig:
 @dataclass
 class Config:
     data: DataConfig = MISSING
-    model: GraphMigConfig = field(default_factory=GraphMigConfig)
+    model: ModelConfig = MISSING
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
@@ -78,6 +78,8 @@ def register_configs() -> None:
     store.store(name="base_config", node=Config)
     for name, reader in registered_readers().items():
         store.store(group="data", name=f"{name}_schema", node=reader.schema)
+    for name, spec in registered_models().items():
+        store.store(group="model", name=f"{name}_schema", node=spec.schema)
 
 
 def compose_config(overrides: Sequence[str] = ()) -> DictConfig:

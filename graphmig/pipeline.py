@@ -19,14 +19,13 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from graphmig.data.download import default_cache_dir
-from graphmig.data.graph import NodeLayout, build_hetero_graph, normalized_adjacency
 from graphmig.data.loading import prepare_data
-from graphmig.evaluation.protocols import build_eval_sets, default_monitor, embedding_score_fn, evaluate_sets
-from graphmig.models.graphmig import GraphMig
+from graphmig.evaluation.protocols import build_eval_sets, default_monitor, evaluate_sets
+from graphmig.models.base import ModelContext, Recommender, get_model_spec
 from graphmig.models.popularity import Popularity
 from graphmig.tracking import RunRecorder, git_state, make_tracker
 from graphmig.training.checkpoint import load_checkpoint, save_checkpoint
-from graphmig.training.loop import train
+from graphmig.training.loop import TrainResult, train
 from graphmig.training.sampler import NegativeSampler
 
 log = logging.getLogger(__name__)
@@ -49,14 +48,12 @@ def peak_memory_mib(device: torch.device) -> dict[str, float]:
     return out
 
 
-def evaluate_model(model: GraphMig, sets, num_items: dict[str, int], cfg_eval, device) -> dict[str, float]:
-    """Propagate once, then rank every evaluation set with the propagated embeddings."""
+def evaluate_model(model: Recommender, sets, num_items: dict[str, int], cfg_eval, device) -> dict[str, float]:
+    """Rank every evaluation set with the model's score functions (computed once, e.g. one propagation)."""
     model.eval()
-    with torch.no_grad():
-        nodes, _ = model()
-        embeddings = {domain: model.domain_embeddings(nodes, domain) for domain in num_items}
-    return evaluate_sets(lambda domain: embedding_score_fn(*embeddings[domain]), num_items, sets, cfg_eval.ks,
-                         cfg_eval.chunk_size, device, scores_writable=True)
+    functions = model.score_functions()
+    return evaluate_sets(lambda domain: functions[domain], num_items, sets, cfg_eval.ks, cfg_eval.chunk_size,
+                         device, scores_writable=model.fresh_scores)
 
 
 def id_maps(dataset) -> dict[str, list[str]]:
@@ -67,22 +64,31 @@ def id_maps(dataset) -> dict[str, list[str]]:
 
 
 def build_model(cfg: DictConfig, dataset, split, cache_dir: Path, device: torch.device):
-    """Build text features (cached), the training graph and the model; return (model, text features or None)."""
-    text = None
-    if cfg.model.use_text:
+    """Build text features when the model uses them (cached on disk), then the model.
+
+    Returns (model, text features or None).
+    """
+    spec = get_model_spec(cfg.model.name)
+    model_cfg = OmegaConf.to_object(cfg.model)
+    text, features = None, None
+    if spec.uses_text(model_cfg):
         from graphmig.text.features import build_text_features
 
         template = cfg.encoder.template or cfg.data.item_template
         text = build_text_features(dataset, template, cfg.encoder, cache_dir, str(device))
-    layout = NodeLayout.from_dataset(dataset, cfg.model.use_genres)
-    graph = build_hetero_graph(dataset, split.train, cfg.model.use_genres)
-    adjacency = normalized_adjacency(graph, layout)
-    log.info("Graph: %s nodes, %d adjacency entries", dict(zip(layout.node_types, layout.counts)),
-             adjacency.values().numel())
-    model_cfg = OmegaConf.to_object(cfg.model)
-    features = None if text is None else {t: f.to(device) for t, f in text.features.items()}
-    model = GraphMig(layout, adjacency.to(device), list(dataset.domains), model_cfg, features).to(device)
-    return model, text
+        features = {t: f.to(device) for t, f in text.features.items()}
+    model = spec.build(model_cfg, ModelContext(dataset, split, train_pairs(cfg, dataset, split), features, device))
+    return model.to(device), text
+
+
+def train_pairs(cfg: DictConfig, dataset, split) -> dict[str, np.ndarray]:
+    """Return ``split.train`` restricted to ``model.train_domains`` (all domains when null)."""
+    domains = cfg.model.train_domains or list(dataset.domains)
+    unknown = [d for d in domains if d not in dataset.domains]
+    if unknown:
+        raise ValueError(f"model.train_domains contains {unknown}, which are not domains of the data set; "
+                         f"domains: {', '.join(dataset.domains)}")
+    return {d: split.train[d] for d in domains}
 
 
 def resolve_automatic_keys(cfg: DictConfig, dataset, split) -> None:
@@ -90,14 +96,32 @@ def resolve_automatic_keys(cfg: DictConfig, dataset, split) -> None:
     if cfg.trainer.monitor == "auto":
         cfg.trainer.monitor = default_monitor(dataset, split)
         log.info("trainer.monitor=auto selects %s", cfg.trainer.monitor)
-    if cfg.model.use_text and not (cfg.encoder.template or cfg.data.item_template):
+    if cfg.model.get("use_text") and not (cfg.encoder.template or cfg.data.item_template):
         log.warning("Data set %s has no item text (data.item_template is null), so this run uses id embeddings "
                     "only: model.use_text=false", dataset.name)
         cfg.model.use_text = False
 
 
+def train_model(cfg: DictConfig, model: Recommender, dataset, split, num_items: dict[str, int],
+                recorder: RunRecorder, tracker, run_dir: Path, device: torch.device) -> TrainResult:
+    """Train with BPR, selecting on the validation sets (or keeping the last epoch when there are none)."""
+    sampler = NegativeSampler(train_pairs(cfg, dataset, split), num_items, seed=cfg.seed)
+    valid_sets = build_eval_sets(dataset, split, "valid")
+
+    def on_epoch(record: dict) -> None:
+        recorder.log_epoch(record)
+        tracker.log(record, step=record["epoch"])
+
+    validate = lambda m: evaluate_model(m, valid_sets, num_items, cfg.eval, device)  # noqa: E731
+    if not any(len(s.users) for s in valid_sets):
+        log.warning("The split has no validation users, so training runs trainer.max_epochs=%d epochs and keeps "
+                    "the last (set split.valid_ratio > 0 to select on validation)", cfg.trainer.max_epochs)
+        validate = None
+    return train(model, sampler, validate, cfg.trainer, run_dir / "checkpoints", on_epoch=on_epoch, device=device)
+
+
 def run(cfg: DictConfig, run_dir: Path) -> dict:
-    """Train graphmig on the configured data, test the best checkpoint, compare with popularity.
+    """Train the configured model on the configured data, test the best checkpoint, compare with popularity.
 
     Returns the dict written to ``metrics.json``.
     """
@@ -134,36 +158,28 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
     if text is not None:
         timings["text_seconds"] = text.seconds
         timings["text_from_cache"] = text.from_cache
+        recorder.write("text_truncation.json", text.truncation_record(id_maps(dataset)))
 
     num_items = {name: d.num_items for name, d in dataset.domains.items()}
-    sampler = NegativeSampler(split.train, num_items, seed=cfg.seed)
-    valid_sets = build_eval_sets(dataset, split, "valid")
     tracker = make_tracker(cfg.logger, resolved, run_dir)
-
-    def on_epoch(record: dict) -> None:
-        recorder.log_epoch(record)
-        tracker.log(record, step=record["epoch"])
-
     started = time.perf_counter()
-    validate = lambda m: evaluate_model(m, valid_sets, num_items, cfg.eval, device)  # noqa: E731
-    if not any(len(s.users) for s in valid_sets):
-        log.warning("The split has no validation users, so training runs trainer.max_epochs=%d epochs and keeps "
-                    "the last (set split.valid_ratio > 0 to select on validation)", cfg.trainer.max_epochs)
-        validate = None
-    result = train(model, sampler, validate, cfg.trainer, run_dir / "checkpoints", on_epoch=on_epoch,
-                   device=device)
+    if model.trainable:
+        result = train_model(cfg, model, dataset, split, num_items, recorder, tracker, run_dir, device)
+        best = load_checkpoint(result.best_checkpoint, map_location=device)
+        model.load_state_dict(best["model"])
+    else:
+        log.info("Model %s has no training step; evaluating it directly", cfg.model.name)
+        result = TrainResult(0, math.nan, 0, False, run_dir / "checkpoints" / "best.pt")
+        best = {"model": model.state_dict(), "epoch": 0, "best_value": math.nan}
     timings["train_seconds"] = time.perf_counter() - started
 
     # Test once, with the checkpoint chosen on validation.
     started = time.perf_counter()
-    best = load_checkpoint(result.best_checkpoint, map_location=device)
-    model.load_state_dict(best["model"])
     test_sets = build_eval_sets(dataset, split, "test")
-    results = {"graphmig": evaluate_model(model, test_sets, num_items, cfg.eval, device)}
-    if cfg.eval.popularity:
-        popularity = Popularity(split.train, num_items, device)
-        results["popularity"] = evaluate_sets(popularity.score_fn, num_items, test_sets, cfg.eval.ks,
-                                              cfg.eval.chunk_size, device)
+    results = {cfg.model.name: evaluate_model(model, test_sets, num_items, cfg.eval, device)}
+    if cfg.eval.popularity and cfg.model.name != "popularity":
+        results["popularity"] = evaluate_model(Popularity(split.train, num_items, device), test_sets, num_items,
+                                               cfg.eval, device)
     timings["test_seconds"] = time.perf_counter() - started
     timings["wall_seconds"] = time.perf_counter() - wall_started
 
@@ -171,10 +187,12 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
     best.update({"config": resolved, "id_maps": id_maps(dataset)})
     save_checkpoint(best, result.best_checkpoint)
 
+    best_value = None if math.isnan(result.best_value) else result.best_value
     summary = {
-        "test": results, "best_epoch": result.best_epoch, "best_valid": {cfg.trainer.monitor: None if math.isnan(result.best_value) else result.best_value},
-        "epochs_run": result.epochs_run, "stopped_early": result.stopped_early,
-        "split_seed": cfg.data.split.seed, "seed": cfg.seed, "timings": timings, "memory": peak_memory_mib(device),
+        "model": cfg.model.name, "test": results, "best_epoch": result.best_epoch,
+        "best_valid": {cfg.trainer.monitor: best_value}, "epochs_run": result.epochs_run,
+        "stopped_early": result.stopped_early, "split_seed": cfg.data.split.seed, "seed": cfg.seed,
+        "timings": timings, "memory": peak_memory_mib(device),
     }
     recorder.write("metrics.json", summary)
     tracker.summary({f"test/{model_name}/{k}": v for model_name, values in results.items() for k, v in values.items()})

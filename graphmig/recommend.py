@@ -22,6 +22,7 @@ from graphmig.config import Config
 from graphmig.data.download import default_cache_dir
 from graphmig.data.loading import prepare_data
 from graphmig.data.readers import get_reader
+from graphmig.models.base import get_model_spec
 from graphmig.pipeline import build_model, resolve_device
 from graphmig.training.checkpoint import load_checkpoint
 
@@ -62,6 +63,7 @@ def recommend(checkpoint: str | Path, users: list[str], domain: str | None = Non
     saved = state["config"]
     schema = OmegaConf.structured(Config)
     schema.data = OmegaConf.structured(get_reader(saved["data"]["reader"]).schema)
+    schema.model = OmegaConf.structured(get_model_spec(saved["model"]["name"]).schema)
     cfg = OmegaConf.merge(schema, saved)
     torch_device = resolve_device(device)
     cache = Path(cache_dir).expanduser() if cache_dir else (
@@ -74,7 +76,7 @@ def recommend(checkpoint: str | Path, users: list[str], domain: str | None = Non
     model, _ = build_model(cfg, dataset, prepared.split, cache, torch_device)
     model.load_state_dict(state["model"])
     model.eval()
-    user_emb, item_emb = model.score_embeddings(domain)
+    score = model.score_functions()[domain]
 
     out = []
     for raw_user in users:
@@ -86,7 +88,7 @@ def recommend(checkpoint: str | Path, users: list[str], domain: str | None = Non
         for name, data in dataset.domains.items():
             names = item_names(data)
             history[name] = [names[i] for i in data.interactions[data.interactions[:, 0] == index, 1]]
-        scores = user_emb[index] @ item_emb.T
+        scores = score(torch.tensor([index], device=torch_device))[0].clone()
         seen = dataset.domains[domain].interactions
         scores[torch.from_numpy(seen[seen[:, 0] == index, 1]).to(scores.device)] = -torch.inf
         top = torch.topk(scores, min(k, int(torch.isfinite(scores).sum())))

@@ -19,7 +19,7 @@ from graphmig.data.table import PART_ORDER, DataValidationError, InteractionTabl
 log = logging.getLogger(__name__)
 
 # Bump when the processed layout or its meaning changes, so old caches are rebuilt, not misread.
-PROCESSED_FORMAT_VERSION = 2
+PROCESSED_FORMAT_VERSION = 3
 
 
 @dataclass
@@ -160,7 +160,8 @@ def load_dataset(directory: Path) -> CrossDomainDataset:
     with np.load(directory / "arrays.npz", allow_pickle=False) as arrays:
         domains = {}
         for name in meta["domains"]:
-            items = pd.read_json(directory / f"items-{name}.json", orient="records", dtype={"item": str})
+            # dtype=False: values come back as saved ("1.50" stays a string, a "date" column is not parsed).
+            items = pd.read_json(directory / f"items-{name}.json", orient="records", dtype=False)
             optional = {key: arrays[f"{name}/{key}"] if f"{name}/{key}" in arrays.files else None
                         for key in ("timestamps", "parts")}
             domains[name] = DomainData(name, arrays[f"{name}/item_ids"], items, arrays[f"{name}/interactions"],

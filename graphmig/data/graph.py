@@ -62,8 +62,9 @@ def build_hetero_graph(dataset: CrossDomainDataset, train: dict[str, np.ndarray]
     data[USER].num_nodes = dataset.num_users
     for name, domain in dataset.domains.items():
         data[name].num_nodes = domain.num_items
-        pairs = torch.from_numpy(np.ascontiguousarray(train[name].T)).long()
-        data[USER, "interacts", name].edge_index = pairs
+        # A domain missing from ``train`` (a model trained on other domains only) gets no user edges.
+        pairs = train.get(name, np.zeros((0, 2), dtype=np.int64))
+        data[USER, "interacts", name].edge_index = torch.from_numpy(np.ascontiguousarray(pairs.T)).long()
     if use_genres and dataset.num_genres > 0:
         data[GENRE].num_nodes = dataset.num_genres
         for name, domain in dataset.domains.items():

@@ -3,10 +3,12 @@ non-UTF-8 bytes, wrong field counts and non-numeric values."""
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import io
 import logging
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -45,12 +47,14 @@ def decode_text(data: bytes, path: Path, fallback: str = "latin-1") -> str:
                 f"UTF-8 or set data.encoding_fallback=latin-1 to decode it as Latin-1"
             ) from error
         log.warning("%s, line %d: bytes that are not UTF-8; decoding the whole file as Latin-1", path, line)
-        return data.decode("latin-1")
+        # A UTF-8 byte-order mark would decode as three Latin-1 letters glued to the first header name.
+        return data.removeprefix(codecs.BOM_UTF8).decode("latin-1")
 
 
 def read_delimited(path: str | Path, sep: str, header: bool = True, names: Sequence[str] | None = None,
                    required: Sequence[str] = (), numeric: dict[str, str] | None = None,
-                   encoding_fallback: str = "latin-1") -> pd.DataFrame:
+                   encoding_fallback: str = "latin-1", column_keys: Mapping[str, str] | None = None,
+                   names_key: str = "the names argument") -> pd.DataFrame:
     """Read a delimited file as strings, check it, and convert the ``numeric`` columns.
 
     Args:
@@ -58,29 +62,60 @@ def read_delimited(path: str | Path, sep: str, header: bool = True, names: Seque
         header: whether the first line names the columns; without it ``names`` gives them.
         required: columns that must exist and have a value on every line.
         numeric: column -> numpy dtype ("float32", "int64", ...) for columns that must parse as numbers.
+        column_keys: column -> the config key that set its name, quoted when the column is missing.
+        names_key: the config key of ``names``, quoted when a headerless file has more fields than names.
 
     Errors name the file and the 1-based line: a wrong number of fields, a missing required value, a
-    value that is not a number, a required column that does not exist.
+    value that is not a number, a required column that does not exist, a repeated header name.
     """
     path = Path(path)
     text = decode_text(read_bytes(path), path, encoding_fallback)
+    if not header and not names:
+        raise ValueError(f"{path}: a file without a header needs column names")
     first_data_line = 2 if header else 1
+    # The first line fixes the number of fields: pandas rejects longer lines (with their line number) and
+    # fills shorter ones with missing values. Column names are set below, not by pandas, because pandas
+    # silently turns surplus leading fields into an index when the lines have more fields than names.
     options = {"sep": r"\s+" if sep == "whitespace" else sep, "dtype": str, "keep_default_na": False,
-               "skip_blank_lines": False, "header": 0 if header else None}
-    if not header:
-        if not names:
-            raise ValueError(f"{path}: a file without a header needs column names")
-        options["names"] = list(names)
+               "skip_blank_lines": False, "header": None, "index_col": False}
     try:
         frame = pd.read_csv(io.StringIO(text), **options)
+    except pd.errors.EmptyDataError as error:
+        raise DataValidationError(f"{path}: the file is empty; it needs at least one line") from error
     except pd.errors.ParserError as error:
-        raise DataValidationError(f"{path}: malformed row: {error}") from error
+        raise DataValidationError(_describe_parser_error(path, error)) from error
 
-    frame.columns = [str(c).strip() for c in frame.columns]
+    if header:
+        columns = [str(c).strip() for c in frame.iloc[0]] if len(frame) else []
+        frame = frame.iloc[1:]
+        repeated = sorted({c for c in columns if columns.count(c) > 1})
+        if repeated:
+            raise DataValidationError(f"{path}, line 1: the header names column(s) {repeated} more than once; "
+                                      f"give each column a distinct name")
+    else:
+        columns = [str(c).strip() for c in names]
+        surplus = frame.iloc[:, len(columns):]
+        if surplus.shape[1] and surplus.notna().to_numpy().any():
+            position = int(np.argmax(surplus.notna().to_numpy().any(axis=1)))
+            fields = int(frame.iloc[position].notna().sum())
+            raise DataValidationError(
+                f"{path}, line {position + 1}: {fields} fields, but {names_key} lists {len(columns)} columns "
+                f"({columns}); name every column of the file there"
+            )
+        frame = frame.iloc[:, :len(columns)]
+        columns = columns[:frame.shape[1]]
+    frame.columns = columns
+    frame.index = range(len(frame))
+
     missing_columns = [c for c in required if c not in frame.columns]
     if missing_columns:
-        raise DataValidationError(f"{path}: missing column(s) {missing_columns}; the header has "
-                                  f"{list(frame.columns)}. Fix the file or the column names in the data config")
+        keys = column_keys or {}
+        described = str(missing_columns)
+        if any(c in keys for c in missing_columns):
+            described = ", ".join(f"{c!r} (set by {keys[c]})" if c in keys else repr(c) for c in missing_columns)
+        source = "the header has" if header else f"{names_key} gives"
+        raise DataValidationError(f"{path}: missing column(s) {described}; {source} {list(frame.columns)}. "
+                                  f"Fix the file or the column names in the data config")
 
     # Blank lines become rows of empty strings; they are dropped here, after line numbers are fixed.
     values = frame.fillna("")
@@ -103,8 +138,26 @@ def read_delimited(path: str | Path, sep: str, header: bool = True, names: Seque
             line = int(frame.index[position]) + first_data_line
             raise DataValidationError(f"{path}, line {line}: column {column!r} has value {raw.iloc[position]!r}, "
                                       f"which is not a number")
+        if np.issubdtype(np.dtype(dtype), np.integer):
+            # Casting would cut 1.5 to 1 without a word, so a fraction in an integer column is an error.
+            fractional = parsed.notna() & (parsed % 1 != 0)
+            if fractional.any():
+                position = int(np.argmax(fractional.to_numpy()))
+                line = int(frame.index[position]) + first_data_line
+                raise DataValidationError(f"{path}, line {line}: column {column!r} has value "
+                                          f"{raw.iloc[position]!r}, which is not an integer")
         if np.issubdtype(np.dtype(dtype), np.integer) and parsed.notna().all():
             frame[column] = parsed.astype(dtype)
         else:
             frame[column] = parsed.astype("float64" if np.issubdtype(np.dtype(dtype), np.integer) else dtype)
     return frame.reset_index(drop=True)
+
+
+def _describe_parser_error(path: Path, error: pd.errors.ParserError) -> str:
+    """Reword pandas' "Expected 3 fields in line 5, saw 4" as a message that names the file and line."""
+    match = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(error))
+    if match is None:
+        return f"{path}: malformed row: {error}"
+    expected, line, seen = match.groups()
+    return (f"{path}, line {line}: {seen} fields, but the first line has {expected}; every line needs the "
+            f"same number of fields (quote fields that contain the separator)")

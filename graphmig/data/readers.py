@@ -27,17 +27,9 @@ class Reader:
 
 def registered_readers() -> dict[str, Reader]:
     # Imported here so that each reader module can import the registry's types without a cycle.
-    from graphmig.data import mal_anime
+    from graphmig.data import atomic, generic, lightgcn, mal_anime, movielens
 
-    readers = [mal_anime.READER]
-    for module_name in ("movielens", "atomic", "lightgcn", "generic"):
-        try:
-            module = __import__(f"graphmig.data.{module_name}", fromlist=["READER"])
-        except ModuleNotFoundError as error:
-            if error.name != f"graphmig.data.{module_name}":
-                raise
-            continue
-        readers.append(module.READER)
+    readers = [mal_anime.READER, movielens.READER, atomic.READER, lightgcn.READER, generic.READER]
     return {reader.name: reader for reader in readers}
 
 

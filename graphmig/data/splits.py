@@ -144,7 +144,7 @@ def _cold_start_split(dataset, seed, valid_ratio, test_ratio, cold_start_ratio, 
         already_cold = np.concatenate([already_cold, chosen])
         log.info("Cold-start %s users: %d of %d users in it and another domain (%d validation, %d test)", domain,
                  n_cold, len(overlap), n_cold // 2, n_cold - n_cold // 2)
-        if len(overlap) == 0:
+        if len(overlap) == 0 and len(dataset.domains) > 1:
             log.warning("Domain %s shares no users with another domain, so it has no cold-start users", domain)
 
     split = Split(seed, {}, {}, {}, strategy="cold_start")

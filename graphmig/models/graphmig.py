@@ -10,6 +10,7 @@ and through the target domain's user transform.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import List, Optional
 
@@ -17,12 +18,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from graphmig.data.graph import GENRE, USER, NodeLayout, propagate
+from graphmig.data.graph import USER, NodeLayout, build_hetero_graph, normalized_adjacency, propagate
+from graphmig.models.base import ModelConfig, ModelContext, ModelSpec, Recommender, ScoreFunction
 from graphmig.training.losses import bpr_loss, l2_regularization
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
-class GraphMigConfig:
+class GraphMigConfig(ModelConfig):
     """Hyperparameters of the graphmig model (see conf/model/graphmig.yaml for units and defaults)."""
 
     name: str = "graphmig"
@@ -56,7 +60,7 @@ class TextAdapter(nn.Module):
         return self.net(features)
 
 
-class GraphMig(nn.Module):
+class GraphMig(Recommender):
     """Cross-domain LightGCN with text adapters and per-domain user transforms.
 
     Args:
@@ -150,6 +154,16 @@ class GraphMig(nn.Module):
         nodes, _ = self.forward()
         return self.domain_embeddings(nodes, domain)
 
+    @torch.no_grad()
+    def score_functions(self) -> dict[str, ScoreFunction]:
+        """Propagate once and score every domain by inner products of the propagated embeddings."""
+        nodes, _ = self.forward()
+        functions = {}
+        for domain in self.domains:
+            users, items = self.domain_embeddings(nodes, domain)
+            functions[domain] = _inner_product_scores(users, items)
+        return functions
+
     def loss(self, batch: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]) -> dict[str, torch.Tensor]:
         """BPR over all domains of the batch, plus L2 on the batch's ego embeddings (LightGCN eq. 15).
 
@@ -186,3 +200,22 @@ class GraphMig(nn.Module):
         source = self.transform_users(users, self.domains[0])
         target = self.transform_users(users, self.domains[1])
         return (1 - F.cosine_similarity(source, target, dim=-1)).mean()
+
+
+def _inner_product_scores(users: torch.Tensor, items: torch.Tensor) -> ScoreFunction:
+    return lambda chunk: users[chunk] @ items.T
+
+
+def build(cfg: GraphMigConfig, context: ModelContext) -> GraphMig:
+    """Build the training graph of ``context.split`` and the model on it."""
+    dataset = context.dataset
+    layout = NodeLayout.from_dataset(dataset, cfg.use_genres)
+    graph = build_hetero_graph(dataset, context.train_pairs, cfg.use_genres)
+    adjacency = normalized_adjacency(graph, layout)
+    log.info("Graph: %s nodes, %d adjacency entries", dict(zip(layout.node_types, layout.counts)),
+             adjacency.values().numel())
+    features = context.text_features if cfg.use_text else None
+    return GraphMig(layout, adjacency.to(context.device), list(dataset.domains), cfg, features)
+
+
+SPEC = ModelSpec("graphmig", GraphMigConfig, build, uses_text=lambda cfg: cfg.use_text)

@@ -3,18 +3,30 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from graphmig.models.base import ModelConfig, ModelContext, ModelSpec, Recommender, ScoreFunction
 
-class Popularity:
+
+@dataclass
+class PopularityConfig(ModelConfig):
+    name: str = "popularity"
+
+
+class Popularity(Recommender):
     """Score = training interactions of the item minus item_index / num_items, in float64.
 
     The fractional part breaks ties by item index (lower first), so the ranking is deterministic.
     """
 
+    trainable = False
+    fresh_scores = False
+
     def __init__(self, train: dict[str, np.ndarray], num_items: dict[str, int], device: torch.device | str = "cpu"):
+        super().__init__()
         self.scores = {}
         for domain, pairs in train.items():
             n = num_items[domain]
@@ -23,4 +35,15 @@ class Popularity:
 
     def score_fn(self, domain: str) -> Callable[[torch.Tensor], torch.Tensor]:
         scores = self.scores[domain]
-        return lambda users: scores.unsqueeze(0).repeat(len(users), 1)
+        return lambda users: scores.unsqueeze(0).expand(len(users), -1)
+
+    def score_functions(self) -> dict[str, ScoreFunction]:
+        return {domain: self.score_fn(domain) for domain in self.scores}
+
+
+def build(cfg: PopularityConfig, context: ModelContext) -> Popularity:
+    num_items = {name: d.num_items for name, d in context.dataset.domains.items()}
+    return Popularity(context.split.train, num_items, context.device)
+
+
+SPEC = ModelSpec("popularity", PopularityConfig, build)

@@ -98,8 +98,8 @@ def mean_pool(token_embeddings: torch.Tensor, attention_mask: torch.Tensor) -> t
 class TextEncoder:
     """Sentence encoder that mean-pools a transformer's last hidden states over the attention mask.
 
-    The tokenizer and model load on the first ``encode`` call that has non-blank text, so
-    building an encoder and reading ``dim`` or ``fingerprint`` load no weights.
+    The tokenizer and model load on the first ``encode`` call that has non-blank text (``count_tokens``
+    loads only the tokenizer), so building an encoder and reading ``dim`` or ``fingerprint`` load no weights.
     """
 
     def __init__(
@@ -202,14 +202,62 @@ class TextEncoder:
             )
         return features
 
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Return each text's token count before truncation, special tokens included, as ``max_length`` counts them.
+
+        Loads only the tokenizer, not the model weights. Empty and whitespace-only texts count 0, because
+        ``encode`` gives them zero vectors without tokenizing them.
+        """
+        return [len(ids) for ids in self.token_ids(texts)]
+
+    def count_unknown_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Return how many tokens of each text the tokenizer maps to its unknown token (0 without one).
+
+        A high count means the model's vocabulary does not cover the text's script, as for many Chinese
+        characters in the English all-MiniLM-L6-v2 vocabulary. Loads only the tokenizer.
+        """
+        token_ids = self.token_ids(texts)
+        unknown_id = self.unknown_token_id
+        return [sum(token == unknown_id for token in ids) for ids in token_ids]
+
+    @property
+    def unknown_token_id(self) -> int | None:
+        """Id of the tokenizer's unknown token, or None when it has none. Loads only the tokenizer."""
+        self._load_tokenizer()
+        return self._tokenizer.unk_token_id
+
+    def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        """Tokenize without truncation, special tokens included. Blank texts give an empty list.
+
+        Loads only the tokenizer, and only when a text is not blank.
+        """
+        texts = list(texts)
+        content_indices = [index for index, text in enumerate(texts) if text.strip()]
+        token_ids: list[list[int]] = [[] for _ in texts]
+        if not content_indices:
+            return token_ids
+        self._load_tokenizer()
+        encoded = self._tokenizer([texts[index] for index in content_indices], truncation=False, verbose=False)
+        for index, ids in zip(content_indices, encoded["input_ids"]):
+            token_ids[index] = list(ids)
+        return token_ids
+
+    def _load_tokenizer(self) -> None:
+        if self._tokenizer is not None:
+            return
+        from transformers import AutoTokenizer
+
+        self._tokenizer = AutoTokenizer.from_pretrained(self.model_path, local_files_only=self._is_local)
+
     def _load(self) -> None:
         if self._model is not None:
             return
         import torch
-        from transformers import AutoModel, AutoTokenizer
+        from transformers import AutoModel
 
         logger.info("Loading text encoder model %s on %s.", self.model_path, self.device)
-        tokenizer = AutoTokenizer.from_pretrained(self.model_path, local_files_only=self._is_local)
+        self._load_tokenizer()
+        tokenizer = self._tokenizer
         model = AutoModel.from_pretrained(self.model_path, local_files_only=self._is_local)
 
         max_positions = getattr(model.config, "max_position_embeddings", None)
@@ -229,7 +277,6 @@ class TextEncoder:
         # NOTE: only device="cpu" has been run. Other devices use the same .to() calls but are untested.
         model.to(device=self.device, dtype=torch.float32)
         model.eval()
-        self._tokenizer = tokenizer
         self._model = model
         self._dim = int(model.config.hidden_size)
 
@@ -237,7 +284,7 @@ class TextEncoder:
         """Encode non-blank texts in batches of similar token counts and return rows in input order."""
         import torch
 
-        token_counts = [len(ids) for ids in self._tokenizer(texts, truncation=False, verbose=False)["input_ids"]]
+        token_counts = self.count_tokens(texts)
         truncated = sum(count > self.max_length for count in token_counts)
         if truncated:
             logger.info(
