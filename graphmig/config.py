@@ -47,6 +47,8 @@ class EvalConfig:
     ks: List[int] = field(default_factory=lambda: [10, 20, 50])
     chunk_size: int = 1024
     popularity: bool = True
+    sampled_negatives: int = 0
+    few_shot: List[int] = field(default_factory=lambda: [0, 1, 3, 5])
 
 
 @dataclass

@@ -20,7 +20,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from graphmig.data.download import default_cache_dir
 from graphmig.data.loading import prepare_data
+from graphmig.evaluation.few_shot import few_shot_curve
 from graphmig.evaluation.protocols import build_eval_sets, default_monitor, evaluate_sets
+from graphmig.evaluation.sampled import SampledNegatives, evaluate_sampled, prepare_sampled_negatives
 from graphmig.models.base import ModelContext, Recommender, get_model_spec
 from graphmig.models.popularity import Popularity
 from graphmig.tracking import RunRecorder, git_state, make_tracker
@@ -48,12 +50,19 @@ def peak_memory_mib(device: torch.device) -> dict[str, float]:
     return out
 
 
-def evaluate_model(model: Recommender, sets, num_items: dict[str, int], cfg_eval, device) -> dict[str, float]:
-    """Rank every evaluation set with the model's score functions (computed once, e.g. one propagation)."""
+def evaluate_model(model: Recommender, sets, num_items: dict[str, int], cfg_eval, device,
+                   negatives: SampledNegatives | None = None) -> dict[str, float]:
+    """Rank every evaluation set with the model's score functions (computed once, e.g. one propagation).
+
+    With ``negatives``, each set is also ranked by the sampled-negative protocol (keys ``<set>/sampled_*``).
+    """
     model.eval()
     functions = model.score_functions()
-    return evaluate_sets(lambda domain: functions[domain], num_items, sets, cfg_eval.ks, cfg_eval.chunk_size,
-                         device, scores_writable=model.fresh_scores)
+    metrics = evaluate_sets(lambda domain: functions[domain], num_items, sets, cfg_eval.ks, cfg_eval.chunk_size,
+                            device, scores_writable=model.fresh_scores)
+    if negatives is not None:
+        metrics.update(evaluate_sampled(functions, sets, negatives, chunk_size=cfg_eval.chunk_size, device=device))
+    return metrics
 
 
 def id_maps(dataset) -> dict[str, list[str]]:
@@ -176,10 +185,19 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
     # Test once, with the checkpoint chosen on validation.
     started = time.perf_counter()
     test_sets = build_eval_sets(dataset, split, "test")
-    results = {cfg.model.name: evaluate_model(model, test_sets, num_items, cfg.eval, device)}
+    negatives = prepare_sampled_negatives(cfg, prepared)
+    models = {cfg.model.name: model}
     if cfg.eval.popularity and cfg.model.name != "popularity":
-        results["popularity"] = evaluate_model(Popularity(split.train, num_items, device), test_sets, num_items,
-                                               cfg.eval, device)
+        models["popularity"] = Popularity(split.train, num_items, device)
+    results = {name: evaluate_model(m, test_sets, num_items, cfg.eval, device, negatives)
+               for name, m in models.items()}
+    few_shot = {}
+    if cfg.eval.few_shot:
+        for name, m in models.items():
+            few_shot[name] = {}
+            for domain in split.cold_test:
+                few_shot[name].update(few_shot_curve(m, split, domain, list(cfg.eval.few_shot), num_items,
+                                                     cfg.eval.ks, cfg.eval.chunk_size, cfg.data.split.seed, device))
     timings["test_seconds"] = time.perf_counter() - started
     timings["wall_seconds"] = time.perf_counter() - wall_started
 
@@ -189,7 +207,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
 
     best_value = None if math.isnan(result.best_value) else result.best_value
     summary = {
-        "model": cfg.model.name, "test": results, "best_epoch": result.best_epoch,
+        "model": cfg.model.name, "test": results, "few_shot": few_shot, "best_epoch": result.best_epoch,
         "best_valid": {cfg.trainer.monitor: best_value}, "epochs_run": result.epochs_run,
         "stopped_early": result.stopped_early, "split_seed": cfg.data.split.seed, "seed": cfg.seed,
         "timings": timings, "memory": peak_memory_mib(device),

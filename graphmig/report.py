@@ -25,3 +25,27 @@ def results_table(results: dict[str, dict[str, float]], k: int) -> str:
 
 def _format(value: float | None) -> str:
     return "" if value is None else f"{value:.4f}"
+
+
+def few_shot_table(few_shot: dict[str, dict[str, float]], k: int, metric: str = "ndcg") -> str:
+    """Format ``{model: {"<domain>/few_shot_<n>/<metric>@<k>": value}}`` as one row per model and domain,
+    one column per number of revealed items."""
+    rows, shots = [], set()
+    for model, values in few_shot.items():
+        by_domain: dict[str, dict[int, float]] = {}
+        for key, value in values.items():
+            domain, point, name = key.split("/")
+            if name == f"{metric}@{k}":
+                n = int(point.removeprefix("few_shot_"))
+                by_domain.setdefault(domain, {})[n] = value
+                shots.add(n)
+        rows += [(domain, model, points) for domain, points in sorted(by_domain.items())]
+    if not rows:
+        return ""
+    columns = sorted(shots)
+    header = ["domain", "model"] + [f"k={n}" for n in columns]
+    table = [header] + [[d, m] + [_format(p.get(n)) for n in columns] for d, m, p in rows]
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in table]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)

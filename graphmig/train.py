@@ -11,7 +11,7 @@ from omegaconf import DictConfig
 
 from graphmig.config import register_configs
 from graphmig.pipeline import run
-from graphmig.report import results_table
+from graphmig.report import few_shot_table, results_table
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +26,10 @@ def main(cfg: DictConfig) -> float:
     print(f"\nTest results at K={k} (best epoch {summary['best_epoch']}, split seed {summary['split_seed']}), "
           f"run directory {run_dir}:\n")
     print(results_table(summary["test"], k))
+    curve = few_shot_table(summary.get("few_shot", {}), k)
+    if curve:
+        print(f"\nCold-start test users with k target items revealed at inference (NDCG@{k}, no retraining):\n")
+        print(curve)
     timings = summary["timings"]
     print(f"\nWall time {timings['wall_seconds']:.1f} s (training {timings['train_seconds']:.1f} s), "
           f"peak memory {summary['memory']['peak_rss_mib']:.0f} MiB")

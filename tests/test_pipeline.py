@@ -56,7 +56,7 @@ def test_pipeline_cold_start_users_counted(trained):
 def test_pipeline_run_records(trained):
     summary, run_dir = trained
     for name in ("config.json", "run_info.json", "data_fingerprint.json", "metrics.json",
-                 "metrics_epochs.jsonl", "checkpoints/best.pt", "checkpoints/last.pt"):
+                 "metrics_epochs.jsonl", "checkpoints/best.pt", "checkpoints/last.pt", "text_truncation.json"):
         assert (run_dir / name).is_file(), name
 
 
@@ -100,3 +100,17 @@ def test_pipeline_resume_matches_uninterrupted(data_dir, cache_dir, tmp_path):
     assert resumed["epochs_run"] == straight["epochs_run"] == 3
     for key in a:
         torch.testing.assert_close(a[key], b[key], msg=key)
+
+
+def test_pipeline_few_shot_curve_points(trained):
+    summary, _ = trained
+    for model in ("graphmig", "popularity"):
+        for k in (0, 1, 3, 5):
+            assert f"tv/few_shot_{k}/ndcg@20" in summary["few_shot"][model]
+
+
+def test_pipeline_few_shot_zero_matches_cold_start_users(trained):
+    """k=0 ranks the same model on a subset of the cold-start test users (those with more than 5 items)."""
+    summary, _ = trained
+    curve_users = summary["few_shot"]["graphmig"]["tv/few_shot_0/num_users"]
+    assert 0 < curve_users <= summary["test"]["graphmig"]["tv/cold_start/num_users"]

@@ -41,6 +41,11 @@ class Recommender(nn.Module):
     def score_functions(self) -> dict[str, ScoreFunction]:
         raise NotImplementedError
 
+    def score_functions_with(self, extra_pairs: dict[str, np.ndarray]) -> dict[str, ScoreFunction] | None:
+        """Score as if ``extra_pairs`` (user, item) per domain were training interactions, without
+        retraining; None when the model cannot (the few-shot curve then stops at k=0)."""
+        return None
+
 
 @dataclass
 class ModelContext:
@@ -63,9 +68,9 @@ class ModelSpec:
 
 
 def registered_models() -> dict[str, ModelSpec]:
-    from graphmig.models import graphmig, popularity
+    from graphmig.models import content, emcdr, graphmig, mf, popularity
 
-    specs = [graphmig.SPEC, popularity.SPEC]
+    specs = [graphmig.SPEC, popularity.SPEC, mf.SPEC, mf.CMF_SPEC, emcdr.SPEC, content.SPEC]
     return {spec.name: spec for spec in specs}
 
 

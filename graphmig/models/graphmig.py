@@ -11,9 +11,11 @@ and through the target domain's user transform.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import List, Optional
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -81,6 +83,8 @@ class GraphMig(Recommender):
         self.domains = list(domains)
         self.config = config
         self.register_buffer("adjacency", adjacency, persistent=False)
+        # Set by ``build``: returns the normalised adjacency with extra user-item pairs added.
+        self.rebuild_adjacency: Callable[[dict[str, np.ndarray]], torch.Tensor] | None = None
 
         dim = config.embedding_dim
         self.user_embedding = nn.Embedding(layout.count(USER), dim)
@@ -155,6 +159,19 @@ class GraphMig(Recommender):
         return self.domain_embeddings(nodes, domain)
 
     @torch.no_grad()
+    def score_functions_with(self, extra_pairs: dict[str, np.ndarray]) -> dict[str, ScoreFunction] | None:
+        """Propagate over the training graph plus ``extra_pairs`` as user-item edges, with the trained
+        embeddings: revealed items reach a cold-start user through propagation, with no retraining."""
+        if self.rebuild_adjacency is None:
+            return None
+        trained = self.adjacency
+        self.adjacency = self.rebuild_adjacency(extra_pairs).to(trained.device)
+        try:
+            return self.score_functions()
+        finally:
+            self.adjacency = trained
+
+    @torch.no_grad()
     def score_functions(self) -> dict[str, ScoreFunction]:
         """Propagate once and score every domain by inner products of the propagated embeddings."""
         nodes, _ = self.forward()
@@ -215,7 +232,16 @@ def build(cfg: GraphMigConfig, context: ModelContext) -> GraphMig:
     log.info("Graph: %s nodes, %d adjacency entries", dict(zip(layout.node_types, layout.counts)),
              adjacency.values().numel())
     features = context.text_features if cfg.use_text else None
-    return GraphMig(layout, adjacency.to(context.device), list(dataset.domains), cfg, features)
+    model = GraphMig(layout, adjacency.to(context.device), list(dataset.domains), cfg, features)
+
+    def rebuild_adjacency(extra_pairs: dict[str, np.ndarray]) -> torch.Tensor:
+        pairs = dict(context.train_pairs)
+        for domain, extra in extra_pairs.items():
+            pairs[domain] = np.concatenate([pairs.get(domain, np.zeros((0, 2), dtype=np.int64)), extra])
+        return normalized_adjacency(build_hetero_graph(dataset, pairs, cfg.use_genres), layout)
+
+    model.rebuild_adjacency = rebuild_adjacency
+    return model
 
 
 SPEC = ModelSpec("graphmig", GraphMigConfig, build, uses_text=lambda cfg: cfg.use_text)

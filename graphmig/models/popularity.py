@@ -40,6 +40,10 @@ class Popularity(Recommender):
     def score_functions(self) -> dict[str, ScoreFunction]:
         return {domain: self.score_fn(domain) for domain in self.scores}
 
+    def score_functions_with(self, extra_pairs: dict[str, np.ndarray]) -> dict[str, ScoreFunction]:
+        # A few revealed items of some users leave the population counts as they are.
+        return self.score_functions()
+
 
 def build(cfg: PopularityConfig, context: ModelContext) -> Popularity:
     num_items = {name: d.num_items for name, d in context.dataset.domains.items()}
