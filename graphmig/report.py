@@ -16,11 +16,7 @@ def results_table(results: dict[str, dict[str, float]], k: int) -> str:
             row = [eval_set, model, "" if users is None else str(int(users))]
             row += [_format(values.get(f"{eval_set}/{c}@{k}")) for c in COLUMNS]
             rows.append(row)
-    widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(w) if i < 2 else cell.rjust(w) for i, (cell, w) in enumerate(zip(r, widths)))
-             for r in [header] + rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return _aligned(header, rows)
 
 
 def _format(value: float | None) -> str:
@@ -44,8 +40,14 @@ def few_shot_table(few_shot: dict[str, dict[str, float]], k: int, metric: str = 
         return ""
     columns = sorted(shots)
     header = ["domain", "model"] + [f"k={n}" for n in columns]
-    table = [header] + [[d, m] + [_format(p.get(n)) for n in columns] for d, m, p in rows]
-    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in table]
+    return _aligned(header, [[d, m] + [_format(p.get(n)) for n in columns] for d, m, p in rows])
+
+
+def _aligned(header: list[str], rows: list[list[str]]) -> str:
+    """Join cells into columns: the first two left-aligned (names), the rest right-aligned (numbers)."""
+    table = [header] + rows
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) if i < 2 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
+             for row in table]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)

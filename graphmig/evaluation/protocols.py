@@ -101,7 +101,3 @@ def evaluate_sets(score_fn: Callable[[str], Callable[[torch.Tensor], torch.Tenso
         out[f"{eval_set.name}/num_users"] = result.num_users
     return out
 
-
-def embedding_score_fn(user_emb: torch.Tensor, item_emb: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
-    """Scores of a user chunk as inner products; each call returns a fresh tensor."""
-    return lambda users: user_emb[users] @ item_emb.T
