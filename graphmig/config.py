@@ -4,7 +4,9 @@ A YAML file under conf/ is merged into these dataclasses, so a misspelt key or a
 type fails at start-up with the key's name. Units and meanings are documented in the YAML files.
 """
 
-from dataclasses import dataclass, field
+import difflib
+from dataclasses import MISSING as MISSING_FIELD
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import List, Optional, Sequence
 
@@ -92,3 +94,49 @@ def compose_config(overrides: Sequence[str] = ()) -> DictConfig:
     register_configs()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return compose("config", overrides=list(overrides))
+
+
+def validate_config(cfg: DictConfig) -> None:
+    """Reject keys that no schema declares, such as a misspelt key added with Hydra's ``+`` prefix.
+
+    Hydra rejects ``model.embeding_dim=8`` but accepts ``+model.embeding_dim=8``, which its own error
+    message suggests; the run would then ignore the value. Raises ValueError naming the key and the
+    closest declared key.
+    """
+    groups = {"data": get_reader_schema(cfg.data.reader), "model": get_model_schema(cfg.model.name),
+              "encoder": EncoderConfig, "trainer": TrainerConfig, "eval": EvalConfig, "logger": LoggerConfig}
+    top_level = {f.name for f in fields(Config)}
+    for key in cfg.keys():
+        if key not in top_level:
+            _raise_unknown(str(key), top_level)
+    for group, schema in groups.items():
+        _check_keys(cfg[group], schema, group)
+
+
+def _check_keys(node: DictConfig, schema: type, path: str) -> None:
+    declared = {f.name: f for f in fields(schema)}
+    for key in node.keys():
+        if key not in declared:
+            _raise_unknown(f"{path}.{key}", {f"{path}.{name}" for name in declared})
+        nested = declared[key].default_factory if declared[key].default_factory is not MISSING_FIELD else None
+        if nested is not None and is_dataclass(nested) and isinstance(node[key], DictConfig):
+            _check_keys(node[key], nested, f"{path}.{key}")
+
+
+def _raise_unknown(key: str, known: set[str]) -> None:
+    close = difflib.get_close_matches(key, sorted(known), n=1)
+    hint = f"; did you mean {close[0]}?" if close else "."
+    raise ValueError(f"config key {key} does not exist{hint} Remove it or fix its spelling (a '+' prefix "
+                     f"adds a key Hydra does not know, and the run would ignore it).")
+
+
+def get_reader_schema(reader: str) -> type:
+    from graphmig.data.readers import get_reader
+
+    return get_reader(reader).schema
+
+
+def get_model_schema(name: str) -> type:
+    from graphmig.models.base import get_model_spec
+
+    return get_model_spec(name).schema

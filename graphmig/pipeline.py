@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from graphmig.config import validate_config
 from graphmig.data.download import default_cache_dir
 from graphmig.data.loading import prepare_data
 from graphmig.evaluation.few_shot import few_shot_curve
@@ -135,6 +136,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
     Returns the dict written to ``metrics.json``.
     """
     wall_started = time.perf_counter()
+    validate_config(cfg)
     run_dir = Path(run_dir)
     recorder = RunRecorder(run_dir)
     device = resolve_device(cfg.device)

@@ -1,8 +1,10 @@
 """Recommend items of a domain to users from a trained checkpoint.
 
 ``python -m graphmig.recommend checkpoint=outputs/<run>/checkpoints/best.pt users=[3,17]`` prints, for each
-raw user id, the items the user has in the source domain and the top-K recommended items of the target
-domain, leaving out every item the user already has there.
+raw user id, the items the user has in every domain and the top-K recommended items of the target
+domain, leaving out every item the user already has there. Without ``users`` it lists the run's
+cold-start test users, whose target history the model never saw. The raw data is read again (from
+the cache when possible), so ``GRAPHMIG_DATA_DIR`` or ``raw_dir`` must point at it; nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class RecommendConfig:
     k: int = 10
     device: str = "cpu"
     cache_dir: Optional[str] = None
+    raw_dir: Optional[str] = None
 
 
 @dataclass
@@ -51,10 +54,12 @@ def item_names(domain) -> list[str]:
 
 
 def recommend(checkpoint: str | Path, users: list[str], domain: str | None = None, k: int = 10,
-              device: str = "cpu", cache_dir: str | Path | None = None) -> list[Recommendation]:
+              device: str = "cpu", cache_dir: str | Path | None = None,
+              raw_dir: str | None = None) -> list[Recommendation]:
     """Return the top-``k`` items of ``domain`` (default: the target) for each raw user id.
 
-    Items the user has in any part of the data set (train, validation or test) are left out.
+    Items the user has in any part of the data set (train, validation or test) are left out. With no
+    ``users``, returns one entry per cold-start test user of the target domain, with no items.
     """
     state = load_checkpoint(checkpoint, map_location=device)
     if "config" not in state:
@@ -65,6 +70,10 @@ def recommend(checkpoint: str | Path, users: list[str], domain: str | None = Non
     schema.data = OmegaConf.structured(get_reader(saved["data"]["reader"]).schema)
     schema.model = OmegaConf.structured(get_model_spec(saved["model"]["name"]).schema)
     cfg = OmegaConf.merge(schema, saved)
+    # Recommending never downloads: the raw files were there when the model was trained.
+    cfg.data.download = False
+    if raw_dir:
+        cfg.data.raw_dir = raw_dir
     torch_device = resolve_device(device)
     cache = Path(cache_dir).expanduser() if cache_dir else (
         Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir())
@@ -73,6 +82,9 @@ def recommend(checkpoint: str | Path, users: list[str], domain: str | None = Non
     domain = domain or dataset.target
     if domain not in dataset.domains:
         raise ValueError(f"domain={domain!r} is not in the data set; domains: {', '.join(dataset.domains)}")
+    if not users:
+        cold = prepared.split.cold_test_users.get(dataset.target, [])
+        return [Recommendation(str(dataset.user_ids[u]), {}, []) for u in cold]
     model, _ = build_model(cfg, dataset, prepared.split, cache, torch_device)
     model.load_state_dict(state["model"])
     model.eval()
@@ -104,7 +116,14 @@ ConfigStore.instance().store(name="base_recommend", node=RecommendConfig)
 
 @hydra.main(config_path="../conf", config_name="recommend", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    results = recommend(cfg.checkpoint, [str(u) for u in cfg.users], cfg.domain, cfg.k, cfg.device, cfg.cache_dir)
+    results = recommend(cfg.checkpoint, [str(u) for u in cfg.users], cfg.domain, cfg.k, cfg.device, cfg.cache_dir,
+                        cfg.raw_dir)
+    if not cfg.users:
+        ids = [r.user for r in results]
+        print(f"No users given. The run's {len(ids)} cold-start test users (no target history in training):")
+        print(", ".join(ids))
+        print("Pick some, e.g. users=[" + ",".join(ids[:3]) + "]")
+        return
     for result in results:
         print(f"\nuser {result.user}")
         for name, items in result.history.items():

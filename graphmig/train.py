@@ -21,7 +21,12 @@ register_configs()
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> float:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
-    summary = run(cfg, run_dir)
+    try:
+        summary = run(cfg, run_dir)
+    except Exception:
+        # Hydra prints the traceback to the terminal only; this puts the error in the run's train.log too.
+        log.exception("Run failed")
+        raise
     k = 20 if 20 in cfg.eval.ks else max(cfg.eval.ks)
     print(f"\nTest results at K={k} (best epoch {summary['best_epoch']}, split seed {summary['split_seed']}), "
           f"run directory {run_dir}:\n")

@@ -97,3 +97,18 @@ def test_recommend_unknown_user_fails(trained_run, cache_dir):
     run_dir, _ = trained_run
     with pytest.raises(KeyError, match="no-such-user"):
         recommend(run_dir / "checkpoints/best.pt", ["no-such-user"], cache_dir=cache_dir)
+
+
+def test_recommend_lists_cold_start_users(trained_run, cache_dir):
+    from graphmig.recommend import recommend
+
+    run_dir, _ = trained_run
+    fingerprint = json.loads((run_dir / "data_fingerprint.json").read_text())
+    listed = recommend(run_dir / "checkpoints/best.pt", [], cache_dir=cache_dir)
+    assert len(listed) == fingerprint["cold_start_users"]["tv"]["test"]
+
+
+def test_train_plus_misspelt_key_fails(data_dir, cache_dir, tmp_path):
+    result = run_cli("graphmig.train", quick(data_dir, cache_dir) + ["+model.embeding_dim=8"], tmp_path)
+    assert result.returncode != 0
+    assert "did you mean model.embedding_dim" in result.stderr
