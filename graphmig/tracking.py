@@ -6,27 +6,19 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from graphmig.files import write_atomically
 
 log = logging.getLogger(__name__)
 
 
 def write_json(path: Path, payload: Any) -> None:
     """Write JSON through a temporary file renamed into place, so readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(payload, handle, indent=2, sort_keys=True, default=_jsonable)
-            handle.write("\n")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    text = json.dumps(payload, indent=2, sort_keys=True, default=_jsonable) + "\n"
+    write_atomically(path, lambda handle: handle.write(text.encode()))
 
 
 def _jsonable(value: Any) -> Any:

@@ -104,7 +104,7 @@ def build_dataset(table: InteractionTable, name: str, source: str, target: str) 
         item_ids = items["item"].to_numpy(dtype=str)
         users = np.searchsorted(user_ids, rows["user"].to_numpy(dtype=str))
         item_index = np.searchsorted(item_ids, rows["item"].to_numpy(dtype=str))
-        # The table holds one row per (user, item, domain) after validation, so sorting loses nothing.
+        # The table contains one row per (user, item, domain) after validation, so sorting loses nothing.
         order = np.lexsort((item_index, users))
         pairs = np.stack([users[order], item_index[order]], axis=1).astype(np.int64)
         timestamps = rows["timestamp"].to_numpy(dtype=np.int64)[order] if "timestamp" in rows else None

@@ -25,7 +25,7 @@ class RawFileError(RuntimeError):
 class RawFile:
     """A raw file: its name, the folder it lives in under a data directory, address and checksum.
 
-    ``url=None`` means the file cannot be downloaded (``homepage`` then says where to get it);
+    ``url=None`` means the file cannot be downloaded, and ``homepage`` then names where to get it.
     ``sha256=None`` means any version is accepted, and its hash is still recorded in the run's fingerprint.
     """
 

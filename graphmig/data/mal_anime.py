@@ -124,12 +124,12 @@ def read_mal_anime(
     counts["dropped_other_type"] = int(domain.isna().sum())
     log.info("Kept anime types %s; dropped %d interactions with anime of other types",
              dict(sorted(type_to_domain.items())), counts["dropped_other_type"])
-    kept = rows.loc[domain.notna()]
+    kept_rows = rows.loc[domain.notna()]
     interactions = pd.DataFrame({
-        "user": kept["User_ID"].astype(str).to_numpy(),
-        "item": kept["Anime_ID"].astype(str).to_numpy(),
-        "domain": domain.loc[kept.index].astype(str).to_numpy(),
-        "rating": kept["Feedback"].to_numpy(dtype="float32"),
+        "user": kept_rows["User_ID"].astype(str).to_numpy(),
+        "item": kept_rows["Anime_ID"].astype(str).to_numpy(),
+        "domain": domain.loc[kept_rows.index].astype(str).to_numpy(),
+        "rating": kept_rows["Feedback"].to_numpy(dtype="float32"),
     })
     table = InteractionTable(interactions=interactions, items=items, source=str(zip_path), counts=counts)
     return table.validate()

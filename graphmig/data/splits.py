@@ -9,8 +9,8 @@ Three strategies (``split.strategy``):
   that history is the only signal their recommendations can come from.
 - ``temporal``: interactions before the validation cut time train, those from it to the test cut
   validate, the rest test. An interaction at exactly a cut time goes to the later part.
-- ``given``: the split that came with the data (for example LightGCN's train.txt / test.txt);
-  validation pairs are cut from each user's training pairs when the data brings none.
+- ``given``: the split that came with the data (for example LightGCN's train.txt / test.txt).
+  When the data has no validation pairs, they are cut from each user's training pairs.
 
 Held-out pairs of users who have no training pair in any domain are dropped (counted), since no
 model can rank for a user it has never seen.
@@ -19,14 +19,13 @@ model can rank for a user it has never seen.
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
+from graphmig.files import write_atomically
 from graphmig.data.dataset import CrossDomainDataset
 from graphmig.data.table import DataValidationError
 
@@ -248,15 +247,7 @@ def save_split(split: Split, path: Path) -> None:
     for group, by_domain in groups.items():
         for name, values in by_domain.items():
             arrays[f"{group}/{name}"] = values
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npz", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, **arrays)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_atomically(path, lambda handle: np.savez(handle, **arrays))
 
 
 def load_split(path: Path) -> Split:

@@ -31,9 +31,7 @@ drawing raises ValueError instead.
 from __future__ import annotations
 
 import logging
-import os
 import sys
-import tempfile
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -42,6 +40,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from graphmig.files import write_atomically
 from graphmig.data.dataset import CrossDomainDataset
 from graphmig.data.splits import Split
 from graphmig.evaluation.metrics import csr_pairs, validate_ks
@@ -174,16 +173,7 @@ def save_negatives(negatives: SampledNegatives, path: Path) -> None:
     for domain in negatives.users:
         arrays[f"users/{domain}"] = negatives.users[domain]
         arrays[f"items/{domain}"] = negatives.items[domain]
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npz", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, **arrays)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_atomically(path, lambda handle: np.savez(handle, **arrays))
 
 
 def load_negatives(path: Path) -> SampledNegatives:

@@ -24,7 +24,7 @@ ScoreFunction = Callable[[torch.Tensor], torch.Tensor]
 @dataclass
 class ModelConfig:
     name: str = MISSING
-    # Domains whose training pairs the model sees (graph edges and BPR triples); null = all domains.
+    # Domains whose training pairs the model trains on (graph edges and BPR triples). None means all domains.
     train_domains: Optional[List[str]] = None
 
 
@@ -49,7 +49,7 @@ class Recommender(nn.Module):
 
 @dataclass
 class ModelContext:
-    """What a build function may use: the data, its split, the training pairs the model may see
+    """Inputs of a build function: the data, its split, the training pairs the model may use
     (``split.train`` restricted to ``model.train_domains``), text features (or None) and the device."""
 
     dataset: object

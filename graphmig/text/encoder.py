@@ -8,14 +8,14 @@ from __future__ import annotations
 import hashlib
 import importlib
 import logging
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm.auto import tqdm
+
+from graphmig.files import write_atomically
 
 if TYPE_CHECKING:
     import torch
@@ -389,17 +389,7 @@ def _find_cache_problem(features: object, expected_rows: int) -> str | None:
 
 def _save_atomically(path: Path, features: np.ndarray) -> None:
     """Write a .npy file through a temporary file in the same folder, so ``path`` is never partial."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp", delete=False)
-    try:
-        with handle:
-            np.save(handle, features, allow_pickle=False)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(handle.name, path)
-    except BaseException:
-        Path(handle.name).unlink(missing_ok=True)
-        raise
+    write_atomically(path, lambda handle: np.save(handle, features, allow_pickle=False))
 
 
 def _describe_model_files(directory: Path) -> list[str]:

@@ -11,7 +11,7 @@ import torch
 
 log = logging.getLogger(__name__)
 
-# Rejection rounds before the exact fallback; each round redraws only the colliding negatives, so
+# Rejection rounds before the exact fallback. Each round redraws only the colliding negatives, so
 # rounds past a handful matter only for users who have interacted with nearly every item.
 MAX_REJECTION_ROUNDS = 20
 
@@ -21,8 +21,8 @@ Batch = dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 class NegativeSampler:
     """Uniform negative sampling per domain with rejection of training positives.
 
-    Pairs of users who have interacted with every item of a domain cannot have a negative there;
-    they are left out of that domain's triples, with a logged count.
+    Users who have interacted with every item of a domain cannot have a negative there, so their
+    pairs are left out of that domain's triples, with a logged count.
 
     Args:
         train: training pairs (user, item) per domain, int64 [n, 2].
