@@ -104,7 +104,7 @@ def train_pairs(cfg: DictConfig, dataset, split) -> dict[str, np.ndarray]:
 def resolve_automatic_keys(cfg: DictConfig, dataset, split) -> None:
     """Fill in config values that depend on the data, so config.json records what the run used."""
     if cfg.trainer.monitor == "auto":
-        cfg.trainer.monitor = default_monitor(dataset, split)
+        cfg.trainer.monitor = default_monitor(dataset, split, train_domains=cfg.model.get("train_domains"))
         log.info("trainer.monitor=auto selects %s", cfg.trainer.monitor)
     if cfg.model.get("use_text") and not (cfg.encoder.template or cfg.data.item_template):
         log.warning("Data set %s has no item text (data.item_template is null), so this run uses id embeddings "

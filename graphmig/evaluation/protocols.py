@@ -64,10 +64,17 @@ def build_eval_sets(dataset: CrossDomainDataset, split: Split, stage: str) -> li
     return sets
 
 
-def default_monitor(dataset: CrossDomainDataset, split: Split, k: int = 20) -> str:
+def default_monitor(dataset: CrossDomainDataset, split: Split, k: int = 20,
+                    train_domains: Sequence[str] | None = None) -> str:
     """Return the metric ``trainer.monitor=auto`` selects: cold-start NDCG@k of the target domain when the
-    split has cold-start users there, else warm NDCG@k of the target domain."""
-    if len(split.cold_valid_users.get(dataset.target, ())):
+    split has cold-start users there and the model trains on the source domain, else warm NDCG@k of the
+    target domain.
+
+    ``train_domains`` are the domains the model trains on (None = all). A model that never sees the source
+    domain cannot learn anything about cold-start users, so selecting on them would pick a random epoch.
+    """
+    learns_cold_start = train_domains is None or dataset.source in train_domains
+    if learns_cold_start and len(split.cold_valid_users.get(dataset.target, ())):
         return f"{dataset.target}/{COLD_START}/ndcg@{k}"
     return f"{dataset.target}/{WARM}/ndcg@{k}"
 
