@@ -26,16 +26,10 @@ from graphmig.config import compose_config
 from graphmig.data.download import default_cache_dir
 from graphmig.data.graph import NodeLayout, build_hetero_graph, normalized_adjacency, propagate
 from graphmig.data.loading import prepare_data
+from bench_common import parse_key_values  # scripts/bench_common.py, beside this file
 
+DEFAULTS = {"data": "gowalla", "layers": "3", "dim": "64", "repeats": "5", "threads": "0"}
 
-def parse_args(argv: list[str]) -> dict[str, str]:
-    args = {"data": "gowalla", "layers": "3", "dim": "64", "repeats": "5", "threads": "0"}
-    for item in argv:
-        key, _, value = item.partition("=")
-        if key not in args:
-            raise SystemExit(f"unknown argument {key!r}; known: {', '.join(args)}")
-        args[key] = value
-    return args
 
 
 def timed(function, repeats: int) -> float:
@@ -63,7 +57,7 @@ def triad_bandwidth(n: int = 50_000_000, repeats: int = 5) -> float:
 
 
 def main() -> None:
-    args = parse_args(sys.argv[1:])
+    args = parse_key_values(sys.argv[1:], DEFAULTS)
     if int(args["threads"]):
         torch.set_num_threads(int(args["threads"]))
     layers, dim, repeats = int(args["layers"]), int(args["dim"]), int(args["repeats"])

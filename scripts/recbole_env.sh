@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create the separate virtual environment that the RecBole comparisons run in (never a project dependency).
+# Create the virtual environment that the RecBole comparisons run in. RecBole is never a project dependency.
 # Usage: bash scripts/recbole_env.sh [VENV_DIR]   (default: .recbole-venv in the repository root)
 # RecBole 1.2.1 predates numpy 2, pandas 3, scipy 1.13 and setuptools 81; these pins make it import and
 # run with torch 2.13. Its checkpoints need TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 at run time (set by the

@@ -95,10 +95,7 @@ def train(model: torch.nn.Module, sampler: NegativeSampler,
             metrics = validate(model)
             record["valid_seconds"] = time.perf_counter() - started
             record.update({f"valid/{k}": v for k, v in metrics.items()})
-            if cfg.monitor not in metrics:
-                raise KeyError(f"trainer.monitor={cfg.monitor!r} is not a validation metric; available: "
-                               f"{', '.join(sorted(k for k in metrics if '@' in k))}")
-            value = metrics[cfg.monitor]
+            value = monitor_value(metrics, cfg.monitor)
             if value > best_value:
                 best_value, best_epoch, bad_evals, improved = value, epoch, 0, True
                 save_checkpoint({"model": model.state_dict(), "epoch": epoch, "best_value": best_value}, best_path)
@@ -125,6 +122,19 @@ def train(model: torch.nn.Module, sampler: NegativeSampler,
     if best_epoch == 0:
         raise RuntimeError("no validation ran, so no best checkpoint exists; set trainer.eval_every <= max_epochs")
     return TrainResult(best_epoch, best_value, epoch, stopped_early, best_path, history)
+
+
+def monitor_value(metrics: dict[str, float], monitor: str) -> float:
+    """Return the validation value that selects checkpoints: one metric, or the mean of metrics joined by ``+``.
+
+    ``tv/cold_start/ndcg@20+tv/warm/ndcg@20`` weighs cold-start and warm users' NDCG equally.
+    """
+    keys = [key.strip() for key in monitor.split("+")]
+    missing = [key for key in keys if key not in metrics]
+    if missing:
+        raise KeyError(f"trainer.monitor={monitor!r}: {', '.join(map(repr, missing))} is not a validation metric; "
+                       f"available: {', '.join(sorted(k for k in metrics if '@' in k))}")
+    return sum(metrics[key] for key in keys) / len(keys)
 
 
 def _best_state(best_path: Path) -> dict | None:

@@ -150,7 +150,7 @@ def test_default_monitor_cold_start():
     assert default_monitor(data, make_split(data, seed=0), train_domains=["movie", "tv"]) == "tv/cold_start/ndcg@20"
 
 
-def test_default_monitor_warm_for_a_model_trained_on_the_target_only():
+def test_default_monitor_target_only_model():
     # Cold-start users have no target training pairs, so a target-only model cannot learn them.
     data = both_domains()
     assert default_monitor(data, make_split(data, seed=0), train_domains=["tv"]) == "tv/warm/ndcg@20"
