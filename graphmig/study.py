@@ -54,6 +54,8 @@ class Choice:
 def load_runs(root: Path) -> tuple[list[StudyRun], list[Path]]:
     """Read every run directory under ``root``; returns (finished runs, directories without metrics.json)."""
     root = Path(root)
+    if root.exists() and not root.is_dir():
+        raise NotADirectoryError(f"{root} is a file; pass the sweep's directory (hydra.sweep.dir)")
     if not root.is_dir():
         raise FileNotFoundError(f"run directory {root} does not exist; run the study's multirun command first")
     runs, unfinished = [], []
@@ -161,6 +163,8 @@ def compare_to_best(choices: dict[str, Choice], model: str, baselines: list[str]
 def format_mean_std(values: list[float]) -> str:
     if not values:
         return "n/a"
+    if len(values) == 1:
+        return f"{values[0]:.4f} (one seed)"
     mean, std = mean_std(values)
     return f"{mean:.4f} ± {std:.4f}"
 

@@ -19,9 +19,13 @@ def parse_key_values(argv: list[str], defaults: dict[str, str]) -> dict[str, str
     """
     args = dict(defaults)
     for item in argv:
-        key, _, value = item.partition("=")
+        key, equals, value = item.partition("=")
+        if not equals:
+            raise SystemExit(f"argument {item!r} has no value; write it as key=value, e.g. {item}={defaults.get(item, 'X')}")
         if key not in args:
             raise SystemExit(f"unknown argument {key!r}; known: {', '.join(args)}")
+        if defaults[key] in ("true", "false") and value not in ("true", "false"):
+            raise SystemExit(f"{key}={value!r} is invalid; use true or false")
         args[key] = value
     return args
 

@@ -100,6 +100,11 @@ def recbole(args: dict[str, str], data_dir: Path, name: str, mode: str, extra: l
 
 def main() -> None:
     args = parse_key_values(sys.argv[1:], DEFAULTS)
+    if int(args["pyg_steps"]) < 1:
+        raise SystemExit(f"pyg_steps={args['pyg_steps']} is invalid; PyG needs at least 1 timed step")
+    if args["recbole"] == "true" and not Path(args["recbole_python"]).is_file():
+        raise SystemExit(f"RecBole's interpreter {args['recbole_python']} was not found; create its environment "
+                         f"with: bash scripts/recbole_env.sh (or pass recbole=false)")
     torch.set_num_threads(int(args["threads"]))
     batch_size, dim, layers = int(args["batch_size"]), int(args["dim"]), int(args["layers"])
     cfg = compose_config([f"data={args['data']}", "model=lightgcn", f"model.embedding_dim={dim}",

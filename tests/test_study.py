@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from graphmig.study import choose, compare_to_best, load_runs, mean_std, metric_values
+from graphmig.study import choose, compare_to_best, format_mean_std, load_runs, mean_std, metric_values
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -116,3 +116,19 @@ def test_aggregate_writes_report_and_plots(sweep: Path, tmp_path: Path):
     assert "## Reading\n\nA hand-written paragraph.\n" in report
     assert (out / "ndcg_at_20.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (out / "few_shot.png").stat().st_size > 1000
+
+
+def test_aggregate_missing_runs_one_line_error(tmp_path: Path):
+    done = subprocess.run([sys.executable, str(ROOT / "experiments" / "movie_to_tv" / "aggregate.py"), "--runs",
+                           str(tmp_path / "absent"), "--out", str(tmp_path / "report")],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 1
+    assert done.stderr.strip() == (f"error: run directory {tmp_path / 'absent'} does not exist; run the study's "
+                                   f"multirun command first")
+    assert not (tmp_path / "report").exists()
+
+
+def test_single_seed_is_marked():
+    assert format_mean_std([0.5]) == "0.5000 (one seed)"
+    assert format_mean_std([0.5, 0.7]) == "0.6000 ± 0.1414"
+    assert format_mean_std([]) == "n/a"
