@@ -21,7 +21,8 @@ def parse_key_values(argv: list[str], defaults: dict[str, str]) -> dict[str, str
     for item in argv:
         key, equals, value = item.partition("=")
         if not equals:
-            raise SystemExit(f"argument {item!r} has no value; write it as key=value, e.g. {item}={defaults.get(item, 'X')}")
+            example = defaults.get(item, "VALUE")
+            raise SystemExit(f"argument {item!r} has no value; write it as key=value, e.g. {item}={example}")
         if key not in args:
             raise SystemExit(f"unknown argument {key!r}; known: {', '.join(args)}")
         if defaults[key] in ("true", "false") and value not in ("true", "false"):
