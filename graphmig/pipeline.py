@@ -87,7 +87,8 @@ def build_model(cfg: DictConfig, dataset, split, cache_dir: Path, device: torch.
         template = cfg.encoder.template or cfg.data.item_template
         text = build_text_features(dataset, template, cfg.encoder, cache_dir, str(device))
         features = {t: f.to(device) for t, f in text.features.items()}
-    model = spec.build(model_cfg, ModelContext(dataset, split, train_pairs(cfg, dataset, split), features, device))
+    model = spec.build(model_cfg, ModelContext(dataset, split, train_pairs(cfg, dataset, split), features, device,
+                                               cfg.seed))
     return model.to(device), text
 
 

@@ -86,9 +86,12 @@ def test_pipeline_metrics_finite(trained):
     assert torch.isfinite(values).all()
 
 
-def test_pipeline_resume_matches_uninterrupted(data_dir, cache_dir, tmp_path):
-    """Two epochs, then a resumed third, give the same weights as three epochs in one go."""
-    base = ["data.sample_users=300", "trainer.patience=10", "model.embedding_dim=8", "model.use_text=false"]
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_pipeline_resume_matches_uninterrupted(data_dir, cache_dir, tmp_path, dropout):
+    """Two epochs, then a resumed third, give the same weights as three epochs in one go, also when each
+    epoch draws its own cold-start graph."""
+    base = ["data.sample_users=300", "trainer.patience=10", "model.embedding_dim=8", "model.use_text=false",
+            f"model.cold_start_dropout={dropout}"]
     straight = run(compose_config(sample_overrides(data_dir, cache_dir, base + ["trainer.max_epochs=3"])),
                    tmp_path / "straight")
     run(compose_config(sample_overrides(data_dir, cache_dir, base + ["trainer.max_epochs=2"])), tmp_path / "first")

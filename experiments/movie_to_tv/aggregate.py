@@ -30,7 +30,7 @@ HERE = Path(__file__).resolve().parent
 COMMAND = "python -m graphmig.train -m --config-dir experiments/movie_to_tv --config-name study"
 MODEL = "graphmig"
 BASELINES = ["popularity", "content", "mf", "cmf", "emcdr", "lightgcn", "lightgcn_joint"]
-ABLATIONS = ["graphmig_no_text", "graphmig_no_genres", "graphmig_no_adapter"]
+ABLATIONS = ["graphmig_no_text", "graphmig_no_text_neighbours", "graphmig_no_genres", "graphmig_with_adapter"]
 SETS = [("tv/cold_start", "TV, cold-start users (no TV history)"), ("tv/warm", "TV, warm users"),
         ("movie/warm", "Movie, warm users (source domain)")]
 METRICS = [("recall@20", "Recall@20"), ("ndcg@20", "NDCG@20"), ("hit@20", "HR@20"), ("mrr@20", "MRR@20")]

@@ -41,6 +41,9 @@ class Recommender(nn.Module):
     def score_functions(self) -> dict[str, ScoreFunction]:
         raise NotImplementedError
 
+    def begin_epoch(self, epoch: int) -> None:
+        """Called by the training loop before each epoch (1-based); a model may resample per-epoch state."""
+
     def score_functions_with(self, extra_pairs: dict[str, np.ndarray]) -> dict[str, ScoreFunction] | None:
         """Score as if ``extra_pairs`` (user, item) per domain were training interactions, without
         retraining; None when the model cannot (the few-shot curve then stops at k=0)."""
@@ -50,13 +53,15 @@ class Recommender(nn.Module):
 @dataclass
 class ModelContext:
     """Inputs of a build function: the data, its split, the training pairs the model may use
-    (``split.train`` restricted to ``model.train_domains``), text features (or None) and the device."""
+    (``split.train`` restricted to ``model.train_domains``), text features (or None), the device and the
+    run's seed."""
 
     dataset: object
     split: object
     train_pairs: dict[str, np.ndarray]
     text_features: dict[str, torch.Tensor] | None
     device: torch.device
+    seed: int = 0
 
 
 @dataclass(frozen=True)

@@ -67,6 +67,8 @@ def train(model: torch.nn.Module, sampler: NegativeSampler,
     for epoch in range(start_epoch, cfg.max_epochs + 1):
         model.train()
         started = time.perf_counter()
+        if hasattr(model, "begin_epoch"):
+            model.begin_epoch(epoch)
         sums: dict[str, float] = {}
         batches = tqdm(sampler.epoch(cfg.batch_size, device), total=steps_per_epoch, desc=f"epoch {epoch}",
                        leave=False, disable=None)

@@ -35,7 +35,8 @@ NUM_ITEMS = {"movie": 2, "tv": 5}
 
 def make_model(train_pairs) -> torch.nn.Module:
     torch.manual_seed(0)
-    cfg = GraphMigConfig(embedding_dim=4, num_layers=2, use_text=False, use_genres=False)
+    cfg = GraphMigConfig(embedding_dim=4, num_layers=2, use_text=False, use_genres=False,
+                         text_neighbour_weight=0.0)
     return build(cfg, ModelContext(DATASET, SPLIT, train_pairs, None, torch.device("cpu")))
 
 

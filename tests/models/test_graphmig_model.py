@@ -9,7 +9,8 @@ import torch
 
 from graphmig.data.dataset import CrossDomainDataset, DomainData
 from graphmig.data.graph import NodeLayout, build_hetero_graph, normalized_adjacency
-from graphmig.models.graphmig import GraphMig, GraphMigConfig
+from graphmig.models.base import ModelContext
+from graphmig.models.graphmig import GraphMig, GraphMigConfig, build
 from graphmig.models.popularity import Popularity
 
 # Node rows in layout order: users u0 u1, movies m0 m1, tv t0 t1, genre g0.
@@ -25,14 +26,18 @@ def domain(name: str, interactions: list, item_genre: list) -> DomainData:
                       np.array(item_genre, dtype=np.int64).reshape(-1, 2))
 
 
-@pytest.fixture(scope="module")
-def graph() -> tuple[NodeLayout, torch.Tensor]:
-    """Edges u0-m0, u0-m1, u0-t1, u1-m0, u1-t0, m0-g0, t0-g0."""
-    dataset = CrossDomainDataset(
+def hand_dataset() -> CrossDomainDataset:
+    return CrossDomainDataset(
         "hand", np.array(["u0", "u1"]), np.array(["g0"]),
         {"movie": domain("movie", MOVIE_TRAIN, [[0, 0]]), "tv": domain("tv", TV_TRAIN, [[0, 0]])},
         "movie", "tv",
     )
+
+
+@pytest.fixture(scope="module")
+def graph() -> tuple[NodeLayout, torch.Tensor]:
+    """Edges u0-m0, u0-m1, u0-t1, u1-m0, u1-t0, m0-g0, t0-g0."""
+    dataset = hand_dataset()
     layout = NodeLayout.from_dataset(dataset)
     train = {"movie": np.array(MOVIE_TRAIN), "tv": np.array(TV_TRAIN)}
     return layout, normalized_adjacency(build_hetero_graph(dataset, train), layout)
@@ -50,7 +55,8 @@ def hand_adjacency() -> torch.Tensor:
 
 def make_model(graph, seed: int = 0, text_features=None, **overrides) -> GraphMig:
     layout, adjacency = graph
-    settings = {"embedding_dim": 4, "num_layers": 2, "use_text": False, "domain_adapter": False, **overrides}
+    settings = {"embedding_dim": 4, "num_layers": 2, "use_text": False, "domain_adapter": False,
+                "text_neighbour_weight": 0.0, **overrides}
     torch.manual_seed(seed)
     return GraphMig(layout, adjacency, ["movie", "tv"], GraphMigConfig(**settings), text_features)
 
@@ -116,6 +122,23 @@ def test_domain_transform_applied(graph):
     users, _ = model.score_embeddings("tv")
 
     torch.testing.assert_close(users, 1.5 * nodes[[U0, U1]])
+
+
+def test_diagonal_domain_transform_scales_dimensions(graph):
+    model = make_model(graph, domain_adapter=True, domain_adapter_form="diagonal")
+    assert model.domain_transform["tv"].shape == (4,)
+    with torch.no_grad():
+        model.domain_transform["tv"].copy_(torch.tensor([0.5, -1.0, 0.0, 2.0]))
+    nodes = hand_lightgcn(model)
+
+    users, _ = model.score_embeddings("tv")
+
+    torch.testing.assert_close(users, nodes[[U0, U1]] * torch.tensor([1.5, 0.0, 1.0, 3.0]))
+
+
+def test_unknown_domain_adapter_form_raises(graph):
+    with pytest.raises(ValueError, match="model.domain_adapter_form='lowrank'"):
+        make_model(graph, domain_adapter=True, domain_adapter_form="lowrank")
 
 
 def test_text_without_features_raises(graph):
@@ -197,6 +220,129 @@ def test_alignment_loss_zero_at_init(graph):
     model = make_model(graph, domain_adapter=True, align_weight=1.0)
     out = model.loss({"tv": (torch.tensor([0]), torch.tensor([1]), torch.tensor([0]))})
     assert out["align"].item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_cold_start_dropout_epoch_graph():
+    dataset = hand_dataset()
+    layout = NodeLayout.from_dataset(dataset)
+    train = {"movie": np.array(MOVIE_TRAIN), "tv": np.array(TV_TRAIN)}
+    cfg = GraphMigConfig(embedding_dim=4, num_layers=2, use_text=False, text_neighbour_weight=0.0,
+                         cold_start_dropout=0.5)
+    model = build(cfg, ModelContext(dataset, None, train, None, torch.device("cpu"), seed=3))
+    # Half of the two users with TV edges is one user: the epoch graph is the training graph without
+    # that user's TV edges (u0-t1 or u1-t0), and every movie and genre edge stays.
+    without = {user: normalized_adjacency(build_hetero_graph(
+        dataset, {"movie": train["movie"], "tv": train["tv"][train["tv"][:, 0] != user]}), layout).to_dense()
+        for user in (0, 1)}
+
+    dropped = []
+    for epoch in range(1, 11):
+        model.begin_epoch(epoch)
+        epoch_graph = model.epoch_adjacency.to_dense()
+        matches = [user for user, dense in without.items() if torch.allclose(epoch_graph, dense)]
+        assert len(matches) == 1
+        dropped.append(matches[0])
+    assert set(dropped) == {0, 1}
+
+    model.begin_epoch(4)
+    again = model.epoch_adjacency.to_dense()
+    assert torch.equal(again, without[dropped[3]])  # the draw depends on (seed, epoch) only, so resuming repeats it
+
+    model.train()
+    torch.testing.assert_close(model()[0], propagate_dense(again, model))
+    model.eval()
+    torch.testing.assert_close(model()[0], propagate_dense(model.adjacency.to_dense(), model))
+
+
+# Unit text vectors with cosines exact in floating point: m0 = t0 = (1, 0, 0, 0), m1 = (.5, .5, .5, .5),
+# t1 = (.5, .5, -.5, .5). Every cosine between two different vectors is 0.5.
+ITEM_TEXT = {"movie": torch.tensor([[1.0, 0, 0, 0], [0.5, 0.5, 0.5, 0.5]]),
+             "tv": torch.tensor([[1.0, 0, 0, 0], [0.5, 0.5, -0.5, 0.5]])}
+
+
+def text_neighbour_model(weight: float = 0.5) -> GraphMig:
+    train = {"movie": np.array(MOVIE_TRAIN), "tv": np.array(TV_TRAIN)}
+    cfg = GraphMigConfig(embedding_dim=4, num_layers=2, use_text=False, domain_adapter=False,
+                         text_neighbour_weight=weight)
+    torch.manual_seed(0)
+    model = build(cfg, ModelContext(hand_dataset(), None, train, ITEM_TEXT, torch.device("cpu")))
+    return model.eval()
+
+
+def test_text_neighbour_scores_by_hand():
+    model = text_neighbour_model()
+    users = torch.tensor([0, 1])
+    # u0 has m0, m1, t1; u1 has m0, t0. Each entry: max over the user's items of cos(item, target).
+    # tv: u0 (max(1, .5, .5), max(.5, .5, 1)), u1 (max(1, 1), max(.5, .5)).
+    torch.testing.assert_close(model.text_neighbour_scores(users, "tv"), torch.tensor([[1.0, 1.0], [1.0, 0.5]]))
+    # movie: u0 (max(1, .5, .5), max(.5, 1, .5)), u1 (max(1, 1), max(.5, .5)).
+    torch.testing.assert_close(model.text_neighbour_scores(users, "movie"), torch.tensor([[1.0, 1.0], [1.0, 0.5]]))
+
+
+def test_text_neighbour_weight_adds_standardised_scores():
+    model = text_neighbour_model(weight=0.5)
+    users, items = model.score_embeddings("tv")
+    graph = users @ items.T
+    # Two items: a row standardises to +-1/sqrt(2) by sign (unbiased std); u0's text row is constant, so 0.
+    z_graph = torch.sign(graph - graph.mean(1, keepdim=True)) / math.sqrt(2)
+    z_text = torch.tensor([[0.0, 0.0], [1.0, -1.0]]) / math.sqrt(2)
+
+    scores = model.score_functions()["tv"](torch.tensor([0, 1]))
+
+    torch.testing.assert_close(scores, z_graph + 0.5 * z_text)
+
+
+def test_text_neighbour_counts_revealed_items():
+    model = text_neighbour_model(weight=0.5)
+    revealed = {"tv": np.array([[1, 1]])}
+    own_items = model.user_items
+    # With t1 revealed, u1 has m0, t0, t1: its tv text row becomes (1, 1), constant, so only the graph
+    # part (propagated over the graph with the revealed edge) is left.
+    dense = model.rebuild_adjacency(revealed).to_dense()
+    nodes = propagate_dense(dense, model)
+    graph = nodes[U1] @ nodes[T0:T1 + 1].T
+    expected = torch.sign(graph - graph.mean()) / math.sqrt(2)
+
+    scores = model.score_functions_with(revealed)["tv"](torch.tensor([1]))
+
+    torch.testing.assert_close(scores[0], expected.detach())
+    assert model.user_items is own_items  # the model's own items are back after
+    torch.testing.assert_close(model.text_neighbour_scores(torch.tensor([1]), "tv"), torch.tensor([[1.0, 0.5]]))
+
+
+def test_text_neighbour_user_without_items_scores_zero():
+    model = text_neighbour_model()
+    indptr, indices = model.user_items
+    model.user_items = (torch.tensor([0, 0, int(indptr[2] - indptr[1])]), indices[indptr[1]:])  # u0 has no items
+    torch.testing.assert_close(model.text_neighbour_scores(torch.tensor([0, 1]), "tv"),
+                               torch.tensor([[0.0, 0.0], [1.0, 0.5]]))
+
+
+def test_text_neighbour_without_text_features_raises(graph):
+    with pytest.raises(ValueError, match=r"model.text_neighbour_weight=0.2 needs text features"):
+        make_model(graph, text_neighbour_weight=0.2)
+
+
+def test_text_neighbour_negative_weight_raises(graph):
+    with pytest.raises(ValueError, match=r"model.text_neighbour_weight=-0.1 is invalid"):
+        make_model(graph, text_neighbour_weight=-0.1)
+
+
+def propagate_dense(adjacency: torch.Tensor, model: GraphMig) -> torch.Tensor:
+    ego = model.ego_embeddings()
+    return (ego + adjacency @ ego + adjacency @ (adjacency @ ego)) / 3
+
+
+def test_cold_start_dropout_off_keeps_training_graph(graph):
+    model = make_model(graph)
+    model.begin_epoch(1)
+    assert model.epoch_adjacency is None
+
+
+@pytest.mark.parametrize("share", [-0.1, 1.0])
+def test_cold_start_dropout_out_of_range_raises(graph, share):
+    with pytest.raises(ValueError, match=rf"model.cold_start_dropout={share}"):
+        make_model(graph, cold_start_dropout=share)
 
 
 @pytest.fixture
