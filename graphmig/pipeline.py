@@ -111,6 +111,10 @@ def resolve_automatic_keys(cfg: DictConfig, dataset, split) -> None:
         log.warning("Data set %s has no item text (data.item_template is null), so this run uses id embeddings "
                     "only: model.use_text=false", dataset.name)
         cfg.model.use_text = False
+    if cfg.model.get("text_neighbour_weight") and not (cfg.encoder.template or cfg.data.item_template):
+        log.warning("Data set %s has no item text (data.item_template is null), so this run scores without "
+                    "the text-neighbour score: model.text_neighbour_weight=0", dataset.name)
+        cfg.model.text_neighbour_weight = 0.0
 
 
 def train_model(cfg: DictConfig, model: Recommender, dataset, split, num_items: dict[str, int],

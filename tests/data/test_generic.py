@@ -3,6 +3,7 @@ input of every kind, and a short training run with a user who has every item of 
 
 import codecs
 import gzip
+import json
 import logging
 import signal
 from pathlib import Path
@@ -436,3 +437,7 @@ def test_pipeline_user_with_every_item(tmp_path, caplog):
         signal.signal(signal.SIGALRM, previous)
     assert summary["epochs_run"] == 2
     assert "Domain movies: 1 users have interacted with all 3 items" in caplog.text
+    # No item text: the text parts of the default model are turned off, and config.json records it.
+    recorded = json.loads((tmp_path / "run" / "config.json").read_text())["model"]
+    assert recorded["use_text"] is False
+    assert recorded["text_neighbour_weight"] == 0.0
