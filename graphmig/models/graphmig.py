@@ -12,7 +12,7 @@ its TV series, a season and its sequel) that the id graph learns only for items 
 Graph and text-neighbour scores are standardised per user over the domain's items and added with the
 weight. It needs no training. The default weight, 0.2, was chosen on validation users.
 
-Change of course from DESIGN.md: the per-domain user transform (``domain_adapter``, the cross-domain
+Change of course from the project design: the per-domain user transform (``domain_adapter``, the cross-domain
 adapter) is off by default. In the movie -> TV study it lowered validation NDCG@20 of cold-start users
 in every form tried (full matrix, diagonal, with the alignment loss); see experiments/movie_to_tv/notes.md.
 It stays available, and ``graphmig_with_adapter`` runs it in the study.
