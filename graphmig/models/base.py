@@ -42,7 +42,8 @@ class Recommender(nn.Module):
         raise NotImplementedError
 
     def begin_epoch(self, epoch: int) -> None:
-        """Called by the training loop before each epoch (1-based); a model may resample per-epoch state."""
+        """Prepare per-epoch state (a model may resample it). The training loop calls this before each epoch,
+        numbered from 1."""
 
     def score_functions_with(self, extra_pairs: dict[str, np.ndarray]) -> dict[str, ScoreFunction] | None:
         """Score as if ``extra_pairs`` (user, item) per domain were training interactions, without

@@ -14,7 +14,8 @@ weight. It needs no training. The default weight, 0.2, was chosen on validation 
 
 Change of course from the project design: the per-domain user transform (``domain_adapter``, the cross-domain
 adapter) is off by default. In the movie -> TV study it lowered validation NDCG@20 of cold-start users
-in every form tried (full matrix, diagonal, with the alignment loss); see experiments/movie_to_tv/notes.md.
+in every form tried (full matrix, diagonal, with the alignment loss), as experiments/movie_to_tv/notes.md
+records.
 It stays available, and ``graphmig_with_adapter`` runs it in the study.
 """
 
